@@ -1,0 +1,74 @@
+/**
+ * The `DialogStore` contract: where each user's dialog state lives between messages.
+ *
+ * Implementations: {@link ./memory-store.ts} (in-process, for development and tests) and
+ * {@link ./redis-store.ts} (ioredis, shared by every process). One test suite
+ * (`test/dialog/store.test.ts`) runs against all of them.
+ *
+ * @module
+ */
+import type { InboundMessage } from '../../wechat/messages.js';
+
+/** A JSON value: what a recorded effect may hold. */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/** Whose state: one key per (account, openid). */
+export interface StateKey {
+  /** The Official Account's original id (`ToUserName`, `gh_…`). */
+  readonly account: string;
+  /** The user's `openid` (`FromUserName`). */
+  readonly openid: string;
+}
+
+/**
+ * The result of one `record()` call, kept so that replay returns it instead of doing the work again.
+ * `ok` holds the value (absent for `undefined`); `error` holds the message of what the work threw.
+ */
+export type RecordedEffect = { readonly ok?: JsonValue } | { readonly error: string };
+
+/** One user's active dialog. */
+export interface DialogState {
+  /** The dialog's name, as registered with the router. */
+  readonly dialog: string;
+  /** The dialog's version when it started (an author-set string or a hash of its source). */
+  readonly version: string;
+  /** Every message the dialog received, the opening message first. Never empty. */
+  readonly messages: readonly InboundMessage[];
+  /** Results of `record()` calls, in the order the dialog made them. */
+  readonly effects: readonly RecordedEffect[];
+}
+
+/**
+ * Where dialog states live. Every method either completes or throws {@link StoreUnavailableError};
+ * a failed call leaves the stored state as it was (a state is written whole or not at all).
+ */
+export interface DialogStore {
+  /**
+   * The state for `key`, or `undefined` when there is none, it has expired, or what is stored cannot
+   * be read as a state (a corrupt or older-format value is treated as absent).
+   * @throws {StoreUnavailableError} when the backend cannot be reached.
+   */
+  load(key: StateKey): Promise<DialogState | undefined>;
+  /**
+   * Writes `state` for `key`, replacing any previous one, and (re)sets its time to live.
+   * @param ttlSeconds - time to live in **seconds**, a positive integer.
+   * @throws {StoreUnavailableError} when the backend cannot be reached.
+   */
+  save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void>;
+  /**
+   * Removes the state for `key` (no error when there is none).
+   * @throws {StoreUnavailableError} when the backend cannot be reached.
+   */
+  delete(key: StateKey): Promise<void>;
+  /** Releases connections and timers. The store must not be used afterwards. */
+  close(): Promise<void>;
+}
+
+/** The backend of a {@link DialogStore} failed (Redis down, timed out, ...). `cause` holds the original error. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
