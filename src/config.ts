@@ -1,0 +1,116 @@
+/**
+ * Configuration from the environment, validated with zod at startup. The variable names are part
+ * of the public interface (README, `.env.example`).
+ *
+ * @module
+ */
+import { z } from 'zod';
+
+/** The validated configuration. */
+export interface Config {
+  /** `WECHAT_TOKEN`: the Token (令牌) set in the Official Account console; 3 to 32 letters or digits. */
+  readonly token: string;
+  /** `HOST`: the address to listen on. @default '0.0.0.0' */
+  readonly host: string;
+  /** `PORT`: the TCP port to listen on. @default 3000 */
+  readonly port: number;
+  /** `WECHAT_PATH`: the URL path WeChat posts to. @default '/wechat' */
+  readonly path: string;
+  /** `REDIS_URL`: `redis://` or `rediss://` URL; `undefined` (unset or empty) means the in-process store. */
+  readonly redisUrl: string | undefined;
+  /** `DIALOG_TTL_SECONDS`: how long a dialog waits for the user's next message, in **seconds**. @default 60 */
+  readonly dialogTtlSeconds: number;
+  /** `REDIS_KEY_PREFIX`: prefix of every Redis key this server writes. @default 'wechat-dialog:' */
+  readonly redisKeyPrefix: string;
+  /** `APOLOGY_TEXT`: the reply when a dialog fails or Redis does not answer. */
+  readonly apologyText: string;
+  /** `LOG_LEVEL`: pino level. @default 'info' */
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Thrown by {@link loadConfig}; `message` is one line naming the variable and what it must be. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'INVALID_CONFIG';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`);
+
+const emptyAsUndefined = (value: unknown): unknown => (value === '' ? undefined : value);
+
+const schema = z.object({
+  WECHAT_TOKEN: z
+    .string({ error: 'is required: the Token (令牌) you set in the Official Account console, 3 to 32 letters or digits' })
+    .regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits, as the Official Account console requires'),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
+  PORT: z.preprocess(emptyAsUndefined, integer(1, 65535).default(3000)),
+  WECHAT_PATH: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be a URL path starting with "/", e.g. /wechat')
+      .default('/wechat'),
+  ),
+  REDIS_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379/0), or empty for the in-process store')
+      .optional(),
+  ),
+  DIALOG_TTL_SECONDS: z.preprocess(emptyAsUndefined, integer(1, 86_400).default(60)),
+  REDIS_KEY_PREFIX: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[^\s{}]{1,64}$/, 'must be 1 to 64 characters without spaces or braces (braces are the hash tag)')
+      .default('wechat-dialog:'),
+  ),
+  APOLOGY_TEXT: z.preprocess(emptyAsUndefined, z.string().default('抱歉，出了点问题，请稍后再试。')),
+  LOG_LEVEL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+      })
+      .default('info'),
+  ),
+});
+
+/**
+ * Reads and validates the configuration.
+ * @param env - the environment, usually `process.env`.
+ * @throws {ConfigError} for the first missing or invalid variable, with a one-line message such
+ *   as `WECHAT_TOKEN is required: the Token (令牌) you set in the Official Account console, ...`.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const variable = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(variable, `${variable} ${issue?.message ?? 'is invalid'}`);
+  }
+  const e = result.data;
+  return {
+    token: e.WECHAT_TOKEN,
+    host: e.HOST,
+    port: e.PORT,
+    path: e.WECHAT_PATH,
+    redisUrl: e.REDIS_URL,
+    dialogTtlSeconds: e.DIALOG_TTL_SECONDS,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    apologyText: e.APOLOGY_TEXT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The dialog contract and the helpers dialog authors use: {@link defineDialog}, {@link record},
+ * {@link handBack}.
+ *
+ * A dialog is a generator function (sync or async). It receives the message that opened it and a
+ * {@link DialogContext}; each `yield <reply>` sends a reply and evaluates to the user's next
+ * message; `return <reply>` ends the dialog with a last reply. The engine replays a dialog from the
+ * start on every message, so a dialog must be deterministic given its messages: work with side
+ * effects or varying results goes through {@link record}.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { InboundMessage } from '../wechat/messages.js';
+import type { Reply } from '../wechat/replies.js';
+import type { JsonValue } from './store/store.js';
+
+/** What a dialog knows besides its messages. Every field is the same on every replay. */
+export interface DialogContext {
+  /** The user's `openid` (`FromUserName`). */
+  readonly openid: string;
+  /** The Official Account's original id (`ToUserName`, `gh_…`). */
+  readonly account: string;
+  /** `CreateTime` of the message that opened the dialog: Unix time in **seconds**. */
+  readonly time: number;
+}
+
+/**
+ * A reply, given by `yield` or `return`: a {@link Reply} value (`text()`, `news()`), a string (short
+ * for `text(string)`), or `undefined` for no reply (WeChat gets `success`).
+ */
+export type DialogReply = Reply | string | undefined;
+
+/** Everything a dialog may yield: a reply, or (through `yield* record(...)`) an {@link EffectRequest}. */
+export type DialogYield = DialogReply | EffectRequest;
+
+/** Everything a dialog may return: a last reply, or {@link handBack}'s marker. */
+export type DialogReturn = DialogReply | HandBack | void;
+
+/** The generator a dialog function returns; `yield` evaluates to the user's next message. */
+export type DialogGenerator =
+  | Generator<DialogYield, DialogReturn, InboundMessage>
+  | AsyncGenerator<DialogYield, DialogReturn, InboundMessage>;
+
+/** A dialog's code: a (sync or async) generator function. */
+export type DialogFunction = (first: InboundMessage, context: DialogContext) => DialogGenerator;
+
+/** A named, versioned dialog, as the router and the engine know it. Create it with {@link defineDialog}. */
+export interface Dialog {
+  /** Unique name, stored in the user's state to find the dialog again on the next message. */
+  readonly name: string;
+  /**
+   * Stored with the state; when the code's version differs from the stored one, the old state is
+   * dropped instead of being replayed into different code.
+   */
+  readonly version: string;
+  /** The generator function. */
+  readonly run: DialogFunction;
+}
+
+/** Options of {@link defineDialog}. */
+export interface DialogOptions {
+  /**
+   * The dialog's version. Change it when a change to the code must not be replayed over states
+   * started with the old code.
+   * @default the first 12 hex digits of the SHA-256 of the function's source text
+   */
+  readonly version?: string;
+}
+
+/** Thrown when a dialog is defined or used wrongly; the message says how to fix it. */
+export class DialogDefinitionError extends Error {
+  override readonly name = 'DialogDefinitionError';
+  readonly code = 'INVALID_DIALOG';
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * Names a dialog so the router can start it and the engine can find it again.
+ * @param name - 1 to 64 characters of `A-Z a-z 0-9 _ . : -`, unique within a router.
+ * @param run - the generator function.
+ * @param options - see {@link DialogOptions}.
+ * @throws {DialogDefinitionError} for an invalid name or a `run` that is not a function.
+ * @example
+ * export const accumulator = defineDialog('accumulator', function* (first) {
+ *   const answer = yield text('您需要累加几个数字？');
+ *   ...
+ * });
+ */
+export function defineDialog(name: string, run: DialogFunction, options: DialogOptions = {}): Dialog {
+  if (!NAME_PATTERN.test(name)) {
+    throw new DialogDefinitionError(
+      `dialog name ${JSON.stringify(name)} is invalid: use 1 to 64 characters of A-Z a-z 0-9 _ . : -`,
+    );
+  }
+  if (typeof run !== 'function') {
+    throw new DialogDefinitionError(`dialog ${name}: the second argument must be a generator function`);
+  }
+  const version = options.version ?? createHash('sha256').update(run.toString()).digest('hex').slice(0, 12);
+  return Object.freeze({ name, version, run });
+}
+
+/**
+ * What {@link record} yields to the engine: run `work` once, keep its result in the state, and on
+ * every replay give back the kept result instead of running it again. Dialog code never builds one
+ * directly.
+ */
+export class EffectRequest {
+  constructor(readonly work: () => unknown) {}
+}
+
+/**
+ * The error a dialog sees, at `yield* record(...)`, when the recorded work threw. It is recorded
+ * too, so replay throws the same error (same `message`) at the same place.
+ */
+export class RecordedEffectError extends Error {
+  override readonly name = 'RecordedEffectError';
+  readonly code = 'EFFECT_FAILED';
+}
+
+/**
+ * Runs non-deterministic work once and records its result in the dialog state; on replay (every
+ * later message, in any process) it returns the recorded result without running the work again.
+ * Use it for the clock, random numbers, HTTP calls: anything whose result could differ on replay.
+ *
+ * The result is stored as JSON, and the dialog gets the JSON round trip of it even the first time,
+ * so what the dialog sees never changes between the first run and a replay. The type only accepts
+ * JSON values (a `Date` must be turned into a number or string first).
+ *
+ * Use with `yield*`, in sync and async dialogs alike; `work` may be async:
+ * ```ts
+ * const startedAt = yield* record(() => Date.now());
+ * const weather = yield* record(async () => (await fetch(url)).json() as Promise<Weather>);
+ * ```
+ * @throws {RecordedEffectError} (inside the dialog, at the `yield*`) when `work` threw or rejected,
+ *   with the original error's message; or when its result is not JSON (a function, a symbol, a BigInt).
+ */
+export function* record<T extends JsonValue | undefined>(
+  work: () => T | Promise<T>,
+): Generator<EffectRequest, T, unknown> {
+  const value: unknown = yield new EffectRequest(work);
+  return value as T;
+}
+
+/**
+ * The marker {@link handBack} returns. The engine ends the dialog and routes the current message as
+ * if no dialog were active.
+ */
+export class HandBack {
+  static readonly instance = new HandBack();
+  private constructor() {}
+}
+
+/**
+ * Ends the dialog and hands the current message back to the router (the original project's
+ * "unexpected answer", `UnexpectAnswer`): the message then starts whatever dialog it routes to, as if
+ * no dialog had been active. Use it as `return handBack();`.
+ *
+ * The message is handed back once: a dialog that hands back its own opening message gets no reply
+ * (WeChat is answered `success`) and a warning is logged, so two dialogs can never loop.
+ */
+export function handBack(): HandBack {
+  return HandBack.instance;
+}

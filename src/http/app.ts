@@ -1,0 +1,133 @@
+/**
+ * The Express app: the server URL (服务器地址) WeChat calls. Thin glue: signature check, raw body,
+ * parse, one engine turn, reply XML. Every answer is short `text/plain` or the reply XML; never a
+ * stack trace.
+ *
+ * | request | answer |
+ * |---|---|
+ * | `GET <path>` with a valid signature and `echostr` | 200, `echostr` verbatim, text/plain |
+ * | `GET`/`POST` with a missing or wrong signature | 401, nothing parsed, no state touched |
+ * | `GET` without `echostr` | 400 |
+ * | `POST` body over the limit | 413, no state touched |
+ * | `POST` body that is not a WeChat message | 400, no state touched |
+ * | `POST` message | 200, reply XML, or `success` when there is nothing to say |
+ * | other methods on `<path>` | 405 |
+ *
+ * @module
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import getRawBody from 'raw-body';
+import type { Logger } from 'pino';
+import type { DialogEngine } from '../dialog/engine.js';
+import { MessageParseError, parseMessage } from '../wechat/parser.js';
+import { SUCCESS_BODY, replyToXml } from '../wechat/reply-xml.js';
+import { verifySignature } from '../wechat/signature.js';
+
+/** Options of {@link createApp}. */
+export interface AppOptions {
+  /** The Token (令牌) set in the Official Account console. */
+  readonly token: string;
+  /** The URL path WeChat calls. @default '/wechat' */
+  readonly path?: string;
+  /** Runs the dialogs. */
+  readonly engine: DialogEngine;
+  /** Where to log. */
+  readonly logger: Logger;
+  /** Largest accepted POST body, in **bytes**; larger gets 413. @default 65536 (64 KiB) */
+  readonly bodyLimitBytes?: number;
+  /** The clock for replies' `CreateTime`, in **milliseconds**. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** A query value, or undefined when absent or repeated. */
+function queryValue(req: Request, name: string): string | undefined {
+  const value: unknown = req.query[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function plain(res: Response, status: number, body: string): void {
+  res.status(status).type('text/plain; charset=utf-8').send(body);
+}
+
+function hasValidSignature(req: Request, token: string): boolean {
+  return verifySignature({
+    token,
+    signature: queryValue(req, 'signature'),
+    timestamp: queryValue(req, 'timestamp'),
+    nonce: queryValue(req, 'nonce'),
+  });
+}
+
+function isHttpError(err: unknown): err is { status: number; type?: string } {
+  return typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number';
+}
+
+/**
+ * Builds the app. It only serves `path`; mount it at the root.
+ */
+export function createApp(options: AppOptions): express.Express {
+  const { token, engine, logger } = options;
+  const path = options.path ?? '/wechat';
+  const limit = options.bodyLimitBytes ?? 64 * 1024;
+  const now = options.now ?? Date.now;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get(path, (req, res) => {
+    if (!hasValidSignature(req, token)) {
+      logger.warn({ path }, 'GET with a missing or wrong signature: check WECHAT_TOKEN against the console');
+      return plain(res, 401, 'invalid signature');
+    }
+    const echostr = queryValue(req, 'echostr');
+    if (echostr === undefined) return plain(res, 400, 'echostr is missing');
+    plain(res, 200, echostr);
+  });
+
+  app.post(path, async (req, res) => {
+    if (!hasValidSignature(req, token)) {
+      logger.warn({ path }, 'POST with a missing or wrong signature: ignored');
+      return plain(res, 401, 'invalid signature');
+    }
+    let body: string;
+    try {
+      body = await getRawBody(req, { limit, length: req.headers['content-length'], encoding: 'utf-8' });
+    } catch (err) {
+      const status = isHttpError(err) && err.status >= 400 && err.status < 500 ? err.status : 400;
+      logger.warn({ status, type: isHttpError(err) ? err.type : undefined }, 'could not read the request body');
+      return plain(res, status, status === 413 ? `body too large (limit ${limit} bytes)` : 'unreadable body');
+    }
+    let message;
+    try {
+      message = parseMessage(body);
+    } catch (err) {
+      if (!(err instanceof MessageParseError)) throw err;
+      logger.warn({ code: err.code, reason: err.message }, 'POST body is not a WeChat message');
+      return plain(res, 400, `not a WeChat message: ${err.message}`);
+    }
+    const result = await engine.handle(message);
+    if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);
+    const xml = replyToXml(result.reply, {
+      ToUserName: message.FromUserName,
+      FromUserName: message.ToUserName,
+      CreateTime: Math.floor(now() / 1000),
+    });
+    res.status(200).type('application/xml; charset=utf-8').send(xml);
+  });
+
+  app.all(path, (_req, res) => {
+    res.setHeader('Allow', 'GET, POST');
+    plain(res, 405, 'method not allowed: WeChat uses GET (verification) and POST (messages)');
+  });
+
+  app.use((_req, res) => plain(res, 404, 'not found'));
+
+  // Last resort: log the error, answer a short text. Never a stack trace.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    logger.error({ err }, 'unexpected error while handling a request');
+    if (res.headersSent) return;
+    plain(res, 500, 'internal error');
+  });
+
+  return app;
+}
