@@ -1,0 +1,208 @@
+/**
+ * Inbound XML → {@link InboundMessage}.
+ *
+ * Sources: 接收普通消息, 接收事件推送, 自定义菜单事件推送 (see `messages.ts`); protocol README §2.
+ *
+ * @module
+ */
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type { EventMessage, InboundMessage, OrdinaryMessageBase, UnknownEvent, UnknownMessage } from './messages.js';
+import { SAFE_XML_PARSER_OPTIONS, hasMarkupDeclaration } from './xml.js';
+
+/** Why a body was rejected; stable, for logs and for choosing the HTTP status (all mean 400). */
+export type MessageParseErrorCode =
+  | 'NOT_XML' // empty, or not well-formed XML
+  | 'DOCTYPE_FORBIDDEN' // a <!DOCTYPE, <!ENTITY or other markup declaration outside CDATA and comments
+  | 'NOT_A_MESSAGE' // root is not <xml>, no MsgType, or an event without Event
+  | 'MISSING_FIELD' // a field the doc says is always present is absent
+  | 'INVALID_FIELD'; // a field is repeated, has child elements, or has the wrong format
+
+/**
+ * Thrown by {@link parseMessage}. The message names the problem (`"MsgType is missing: not a WeChat
+ * message"`) and never contains the body; `field` names the element concerned, when there is one.
+ */
+export class MessageParseError extends Error {
+  override readonly name = 'MessageParseError';
+  readonly code: MessageParseErrorCode;
+  readonly field: string | undefined;
+
+  constructor(code: MessageParseErrorCode, message: string, options?: { field?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options?.field;
+  }
+}
+
+/** Element names of one type: those the doc says are always present, and optional ones. */
+interface FieldSpec<T = never> {
+  readonly required: readonly ([T] extends [never] ? string : RequiredOwn<T>)[];
+  readonly optional: readonly ([T] extends [never] ? string : Exclude<OwnKeys<T>, RequiredOwn<T>>)[];
+}
+type OwnKeys<T> = Exclude<keyof T, keyof OrdinaryMessageBase | 'MsgType' | 'Event'>;
+type RequiredOwn<T> = { [K in OwnKeys<T>]-?: object extends Pick<T, K> ? never : K }[OwnKeys<T>];
+/** Typing the tables against `messages.ts` makes a misspelt or misplaced field a compile error. */
+type SpecTable<U, D extends string, V extends string> = { readonly [K in V]: FieldSpec<Extract<U, Record<D, K>>> };
+
+type OrdinaryType = 'text' | 'image' | 'voice' | 'video' | 'shortvideo' | 'location' | 'link';
+type TypedEvent = Exclude<EventMessage['Event'], 'unknown'>;
+
+/** The one lookup table from `MsgType` (ordinary messages; all also carry `MsgId`) to fields. */
+const MESSAGE_FIELDS: SpecTable<InboundMessage, 'MsgType', OrdinaryType> = {
+  text: { required: ['Content'], optional: ['MsgDataId', 'Idx'] },
+  image: { required: ['PicUrl', 'MediaId'], optional: [] },
+  voice: { required: ['MediaId', 'Format'], optional: ['Recognition'] },
+  video: { required: ['MediaId', 'ThumbMediaId'], optional: [] },
+  shortvideo: { required: ['MediaId', 'ThumbMediaId'], optional: [] },
+  location: { required: ['Location_X', 'Location_Y', 'Scale', 'Label'], optional: [] },
+  link: { required: ['Title', 'Description', 'Url'], optional: [] },
+};
+
+/** ... and from `Event` (documented casing) to fields, for `MsgType=event`. */
+const EVENT_FIELDS: SpecTable<EventMessage, 'Event', TypedEvent> = {
+  subscribe: { required: [], optional: ['EventKey', 'Ticket'] },
+  unsubscribe: { required: [], optional: [] },
+  SCAN: { required: ['EventKey'], optional: ['Ticket'] },
+  LOCATION: { required: ['Latitude', 'Longitude', 'Precision'], optional: [] },
+  CLICK: { required: ['EventKey'], optional: [] },
+  VIEW: { required: ['EventKey'], optional: ['MenuId'] },
+};
+
+const EVENT_BY_LOWER_CASE = new Map(Object.keys(EVENT_FIELDS).map((e) => [e.toLowerCase(), e as TypedEvent]));
+
+const MSG_ID = /^\d{1,20}$/;
+
+/** Format checks for required fields: a predicate and what it expects, for the error message. */
+interface Format {
+  readonly test: (value: string) => boolean;
+  readonly expected: string;
+}
+const NON_EMPTY: Format = { test: (v) => v !== '', expected: 'a non-empty string' };
+const SECONDS: Format = { test: (v) => /^\d{1,12}$/.test(v), expected: 'Unix seconds (1 to 12 digits)' };
+const ID: Format = { test: (v) => MSG_ID.test(v), expected: 'a 64-bit id (1 to 20 digits)' };
+
+type Element = Readonly<Record<string, unknown>>;
+
+/**
+ * Parses one plaintext push body (the decrypted XML in security mode) into a typed message.
+ *
+ * Every value stays the string WeChat sent (CDATA untouched, not trimmed; `MsgId` never becomes a
+ * number); only `CreateTime` becomes a number (seconds). Element order does not matter; unknown and
+ * nested elements are ignored. An unknown `MsgType` gives an {@link UnknownMessage}, an unknown
+ * `Event` an {@link UnknownEvent} (both keep every top-level text element in `Fields`); the six typed
+ * events match case-insensitively and come back in the documented casing.
+ *
+ * @param xml - the body, decoded as UTF-8.
+ * @throws {MessageParseError} `DOCTYPE_FORBIDDEN` if the body contains a markup declaration such as
+ *   `<!DOCTYPE` or `<!ENTITY` outside CDATA and comments (checked before parsing: no entity expansion,
+ *   no XXE; a user's text like `<!DOCTYPE html>` inside a CDATA `Content` is fine);
+ *   `NOT_XML` if not well-formed; `NOT_A_MESSAGE` if the root is not `<xml>`, `MsgType` is missing,
+ *   or an event has no `Event`; `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field.
+ */
+export function parseMessage(xml: string): InboundMessage {
+  const root = readRoot(xml);
+  const msgType = text(root, 'MsgType');
+  if (!msgType) throw new MessageParseError('NOT_A_MESSAGE', 'MsgType is missing: not a WeChat message', { field: 'MsgType' });
+  const kind = `MsgType=${msgType.slice(0, 40)}`;
+  const base = {
+    ToUserName: required(root, 'ToUserName', kind, NON_EMPTY),
+    FromUserName: required(root, 'FromUserName', kind, NON_EMPTY),
+    CreateTime: Number(required(root, 'CreateTime', kind, SECONDS)),
+  };
+
+  if (Object.hasOwn(MESSAGE_FIELDS, msgType)) {
+    const type = msgType as OrdinaryType;
+    const head = { ...base, MsgType: type, MsgId: required(root, 'MsgId', kind, ID) };
+    return build(root, head, MESSAGE_FIELDS[type], kind);
+  }
+  if (msgType === 'event') {
+    const rawEvent = text(root, 'Event');
+    if (!rawEvent) throw new MessageParseError('NOT_A_MESSAGE', 'an event without Event: not a WeChat event push', { field: 'Event' });
+    const event = EVENT_BY_LOWER_CASE.get(rawEvent.toLowerCase());
+    if (event) return build(root, { ...base, MsgType: 'event', Event: event }, EVENT_FIELDS[event], `Event=${event}`);
+    const eventKey = root['EventKey'];
+    return {
+      ...base,
+      MsgType: 'event',
+      Event: 'unknown',
+      RawEvent: rawEvent,
+      ...(Object.hasOwn(root, 'EventKey') && typeof eventKey === 'string' ? { EventKey: eventKey } : {}),
+      Fields: topLevelText(root),
+    } satisfies UnknownEvent;
+  }
+  const msgId = root['MsgId'];
+  return {
+    ...base,
+    MsgType: 'unknown',
+    RawMsgType: msgType,
+    ...(Object.hasOwn(root, 'MsgId') && typeof msgId === 'string' && MSG_ID.test(msgId) ? { MsgId: msgId } : {}),
+    Fields: topLevelText(root),
+  } satisfies UnknownMessage;
+}
+
+/** Rejects DTDs and malformed XML, parses, and returns the children of the `<xml>` root. */
+function readRoot(xml: string): Element {
+  if (typeof xml !== 'string' || xml === '') throw new MessageParseError('NOT_XML', 'the body is empty: expected WeChat XML');
+  if (hasMarkupDeclaration(xml)) {
+    throw new MessageParseError('DOCTYPE_FORBIDDEN', 'the body contains <!DOCTYPE or <!ENTITY: WeChat never sends a DTD');
+  }
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) {
+    const { msg, line, col } = valid.err;
+    throw new MessageParseError('NOT_XML', `the body is not well-formed XML: ${msg.slice(0, 120)} (line ${line}, column ${col})`);
+  }
+  let doc: unknown;
+  try {
+    doc = new XMLParser(SAFE_XML_PARSER_OPTIONS).parse(xml);
+  } catch (err) {
+    // fast-xml-parser refuses element names like `constructor`, `__proto__` (prototype pollution).
+    throw new MessageParseError('INVALID_FIELD', `the XML parser refused the body: ${String(err).slice(0, 160)}`, { cause: err });
+  }
+  const roots = isElement(doc) ? Object.keys(doc).filter((k) => k !== '#text') : [];
+  if (roots.length !== 1 || roots[0] !== 'xml' || !isElement(doc)) {
+    throw new MessageParseError('NOT_A_MESSAGE', `the root element is <${roots.join('>, <').slice(0, 60)}>, not <xml>: not a WeChat message`);
+  }
+  const root = doc['xml'];
+  return isElement(root) ? root : {}; // `<xml></xml>` or `<xml>text</xml>` parse as a string
+}
+
+/** Copies `spec`'s fields from `root` onto `head`; absent optional fields are omitted. */
+function build(root: Element, head: Record<string, unknown>, spec: FieldSpec, kind: string): InboundMessage {
+  const out: Record<string, unknown> = { ...head };
+  for (const name of spec.required) out[name] = required(root, name, kind);
+  for (const name of spec.optional) {
+    const value = text(root, name);
+    if (value !== undefined) out[name] = value;
+  }
+  // Sound because the tables are typed against the message interfaces (SpecTable above).
+  return out as unknown as InboundMessage;
+}
+
+/** The text of top-level element `name`, `undefined` if absent. Repeated or nested → INVALID_FIELD. */
+function text(root: Element, name: string): string | undefined {
+  if (!Object.hasOwn(root, name)) return undefined;
+  const value = root[name];
+  if (typeof value === 'string') return value;
+  const problem = Array.isArray(value) ? `appears ${value.length} times` : 'contains child elements';
+  throw new MessageParseError('INVALID_FIELD', `${name} ${problem}: expected one text value`, { field: name });
+}
+
+/** A top-level text field the doc says is always present: absent → MISSING_FIELD, bad format → INVALID_FIELD. */
+function required(root: Element, name: string, kind: string, format?: Format): string {
+  const value = text(root, name);
+  if (value === undefined) throw new MessageParseError('MISSING_FIELD', `${name} is missing (required in a ${kind} push)`, { field: name });
+  if (format && !format.test(value)) {
+    throw new MessageParseError('INVALID_FIELD', `${name} "${value.slice(0, 40)}" is not ${format.expected}`, { field: name });
+  }
+  return value;
+}
+
+/** Every top-level element whose value is a string (nested and repeated elements are skipped). */
+function topLevelText(root: Element): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(root).filter((e): e is [string, string] => e[0] !== '#text' && typeof e[1] === 'string'),
+  );
+}
+
+function isElement(value: unknown): value is Element {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

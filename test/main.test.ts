@@ -1,0 +1,128 @@
+/**
+ * The server process as a user starts it: the README's run command (`npm start`), on the
+ * in-process store and (when REDIS_URL is set) on Redis; and a bad config stopping startup with
+ * one line naming the variable.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseReply, signedQuery, textXml } from './support/http.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const children: ChildProcess[] = [];
+/** Signals the child's whole process group (npm start runs node under npm and sh). */
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(-child.pid, name);
+    } catch {
+      // already gone
+    }
+  }
+}
+afterEach(() => {
+  for (const child of children.splice(0)) signal(child, 'SIGKILL');
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(command: string, args: string[], env: Record<string, string>): Started {
+  // Only what the server needs: no inherited REDIS_URL or WECHAT_* from the test environment.
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DOTENV_CONFIG_PATH: 'test/no-such.env', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group: signals reach npm, sh and node alike, as Ctrl-C in a terminal does
+  });
+  children.push(child);
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function waitFor(check: () => boolean, what: string, started: Started, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${started.output()}`);
+    if (started.child.exitCode !== null) throw new Error(`exited (${started.child.exitCode}) before ${what}; output:\n${started.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function talk(port: number): Promise<void> {
+  const base = `http://127.0.0.1:${port}/wechat`;
+  const q = new URLSearchParams(signedQuery(undefined, 'maintest123').slice(1));
+  q.set('echostr', 'hello-echo');
+  const echo = await fetch(`${base}?${q.toString()}`);
+  expect(await echo.text()).toBe('hello-echo');
+  const openid = `oMainTest${Date.now()}`;
+  const say = async (content: string) => {
+    const response = await fetch(`${base}${signedQuery(openid, 'maintest123')}`, { method: 'POST', body: textXml(openid, content) });
+    return parseReply(await response.text()).Content;
+  };
+  expect(await say('累加器')).toBe('您需要累加几个数字？');
+  expect(await say('1')).toBe('请输入第1个数字, 目前累加和:0');
+  expect(await say('41')).toBe('累加结束，累加和: 41');
+}
+
+describe('the server process', () => {
+  it('`npm start` without REDIS_URL: builds, says it uses the in-process store, holds a dialog, stops on SIGTERM', async () => {
+    const port = await freePort();
+    const server = start('npm', ['start'], { WECHAT_TOKEN: 'maintest123', PORT: String(port), HOST: '127.0.0.1' });
+    await waitFor(() => server.output().includes('listening on'), 'listening', server, 60_000);
+    expect(server.output()).toContain('REDIS_URL is not set: dialog state is kept in this process only');
+    await talk(port);
+    signal(server.child, 'SIGTERM');
+    await server.exited;
+    expect(server.output()).toContain('shutting down');
+  }, 90_000);
+
+  it.runIf(Boolean(process.env.REDIS_URL))('with REDIS_URL: says it uses Redis and holds a dialog there', async () => {
+    const port = await freePort();
+    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      WECHAT_TOKEN: 'maintest123',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: process.env.REDIS_URL ?? '',
+      REDIS_KEY_PREFIX: `test:main:${process.pid}:`,
+      DIALOG_TTL_SECONDS: '5',
+    });
+    await waitFor(() => server.output().includes('listening on'), 'listening', server);
+    expect(server.output()).toContain('dialog state is kept in Redis');
+    await talk(port);
+    signal(server.child, 'SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain('shutting down');
+  }, 60_000);
+
+  it.each([
+    [{}, /^config error: WECHAT_TOKEN is required/],
+    [{ WECHAT_TOKEN: 'no' }, /^config error: WECHAT_TOKEN must be 3 to 32 letters or digits/],
+    [{ WECHAT_TOKEN: 'abc123', PORT: 'eighty' }, /^config error: PORT must be a whole number from 1 to 65535/],
+    [{ WECHAT_TOKEN: 'abc123', REDIS_URL: 'localhost:6379' }, /^config error: REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ WECHAT_TOKEN: 'abc123', DIALOG_TTL_SECONDS: '0' }, /^config error: DIALOG_TTL_SECONDS must be a whole number/],
+  ] as Array<[Record<string, string>, RegExp]>)('a bad config %j stops startup with one line naming the variable', async (env, line) => {
+    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], env);
+    expect(await server.exited).toBe(1);
+    const output = server.output().trim();
+    expect(output.split('\n')).toHaveLength(1);
+    expect(output).toMatch(line);
+  }, 30_000);
+});

@@ -1,0 +1,411 @@
+import { describe, expect, it } from 'vitest';
+import { MessageParseError, parseMessage, type MessageParseErrorCode } from '../../src/wechat/parser.js';
+
+const TO = '<ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>';
+const FROM = '<FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName>';
+const common = { ToUserName: 'gh_0123456789ab', FromUserName: 'oUser000000000000000000000001' };
+
+/** A push with the two ids, `CreateTime` 1700000000 and the given extra elements. */
+const push = (inner: string): string => `<xml>${TO}${FROM}<CreateTime>1700000000</CreateTime>${inner}</xml>`;
+const textPush = (content: string, msgId = '7300000000000000001'): string =>
+  push(`<MsgType><![CDATA[text]]></MsgType><Content>${content}</Content><MsgId>${msgId}</MsgId>`);
+const event = (name: string, extra = ''): string => push(`<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[${name}]]></Event>${extra}`);
+
+function rejection(xml: string): MessageParseError {
+  try {
+    parseMessage(xml);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MessageParseError);
+    return err as MessageParseError;
+  }
+  throw new Error('parseMessage did not throw');
+}
+function expectCode(xml: string, code: MessageParseErrorCode): MessageParseError {
+  const err = rejection(xml);
+  expect(err.code).toBe(code);
+  expect(err.name).toBe('MessageParseError');
+  return err;
+}
+
+describe('ordinary messages (接收普通消息; protocol README §2.3 examples)', () => {
+  it('text', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content><MsgId>7300000000000000001</MsgId></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000000, MsgType: 'text', MsgId: '7300000000000000001', Content: '你好' });
+  });
+
+  it('text from an article keeps MsgDataId and Idx as strings', () => {
+    const xml = push('<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>1</MsgId><MsgDataId>2247483650</MsgDataId><Idx>1</Idx>');
+    expect(parseMessage(xml)).toMatchObject({ MsgType: 'text', MsgDataId: '2247483650', Idx: '1' });
+  });
+
+  it('image', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000001</CreateTime><MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://mmbiz.example/pic]]></PicUrl><MediaId><![CDATA[MEDIA_ID_1]]></MediaId><MsgId>7300000000000000002</MsgId></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000001, MsgType: 'image', MsgId: '7300000000000000002', PicUrl: 'http://mmbiz.example/pic', MediaId: 'MEDIA_ID_1' });
+  });
+
+  it('voice with Recognition after MsgId (element order is not fixed)', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000002</CreateTime><MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[MEDIA_ID_2]]></MediaId><Format><![CDATA[amr]]></Format><MsgId>7300000000000000003</MsgId><Recognition><![CDATA[明天天气]]></Recognition></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000002, MsgType: 'voice', MsgId: '7300000000000000003', MediaId: 'MEDIA_ID_2', Format: 'amr', Recognition: '明天天气' });
+  });
+
+  it('voice without Recognition has no Recognition key', () => {
+    const m = parseMessage(push('<MsgType>voice</MsgType><MediaId>M</MediaId><Format>speex</Format><MsgId>3</MsgId>'));
+    expect(m).toStrictEqual({ ...common, CreateTime: 1700000000, MsgType: 'voice', MsgId: '3', MediaId: 'M', Format: 'speex' });
+    expect('Recognition' in m).toBe(false);
+  });
+
+  it.each([
+    ['<Recognition></Recognition>'],
+    ['<Recognition/>'],
+    ['<Recognition><![CDATA[]]></Recognition>'],
+  ])('empty Recognition %s → empty string', (rec) => {
+    const m = parseMessage(push(`<MsgType>voice</MsgType><MediaId>M</MediaId><Format>amr</Format><MsgId>3</MsgId>${rec}`));
+    expect(m).toMatchObject({ MsgType: 'voice', Recognition: '' });
+  });
+
+  it.each(['video', 'shortvideo'])('%s', (type) => {
+    const xml = `<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000003</CreateTime><MsgType><![CDATA[${type}]]></MsgType><MediaId><![CDATA[MEDIA_ID_3]]></MediaId><ThumbMediaId><![CDATA[THUMB_ID_3]]></ThumbMediaId><MsgId>7300000000000000004</MsgId></xml>`;
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000003, MsgType: type, MsgId: '7300000000000000004', MediaId: 'MEDIA_ID_3', ThumbMediaId: 'THUMB_ID_3' });
+  });
+
+  it('location keeps the coordinates as the decimal strings sent', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000004</CreateTime><MsgType><![CDATA[location]]></MsgType><Location_X>31.2304</Location_X><Location_Y>121.4737</Location_Y><Scale>15</Scale><Label><![CDATA[上海市黄浦区]]></Label><MsgId>7300000000000000005</MsgId></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000004, MsgType: 'location', MsgId: '7300000000000000005', Location_X: '31.2304', Location_Y: '121.4737', Scale: '15', Label: '上海市黄浦区' });
+  });
+
+  it('link', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000005</CreateTime><MsgType><![CDATA[link]]></MsgType><Title><![CDATA[标题]]></Title><Description><![CDATA[描述]]></Description><Url><![CDATA[https://example.com/a]]></Url><MsgId>7300000000000000006</MsgId></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000005, MsgType: 'link', MsgId: '7300000000000000006', Title: '标题', Description: '描述', Url: 'https://example.com/a' });
+  });
+
+  it('copies only documented fields (unknown and nested elements are ignored)', () => {
+    const m = parseMessage(textPush('<![CDATA[x]]>').replace('</xml>', '<bizmsgmenuid>7</bizmsgmenuid><Extra><A>1</A></Extra></xml>'));
+    expect(Object.keys(m).sort()).toEqual(['Content', 'CreateTime', 'FromUserName', 'MsgId', 'MsgType', 'ToUserName']);
+  });
+});
+
+describe('values stay exactly as sent', () => {
+  it.each(['6054768590064713728', '18446744073709551615', '22876340532172986', '0', '007'])('MsgId %s stays the exact string', (id) => {
+    const m = parseMessage(textPush('x', id));
+    expect(m).toMatchObject({ MsgType: 'text', MsgId: id });
+    expect(typeof (m as { MsgId: unknown }).MsgId).toBe('string');
+  });
+
+  it('MsgId in CDATA is accepted', () => {
+    expect(parseMessage(textPush('x', '<![CDATA[6054768590064713728]]>'))).toMatchObject({ MsgId: '6054768590064713728' });
+  });
+
+  it.each([
+    ['<![CDATA[007]]>', '007'],
+    ['007', '007'],
+    ['1e3', '1e3'],
+    ['<![CDATA[true]]>', 'true'],
+    ['0x1F', '0x1F'],
+    ['<![CDATA[  padded\n]]>', '  padded\n'],
+    ['<![CDATA[<b>&amp;</b>]]>', '<b>&amp;</b>'],
+    ['<![CDATA[😀 emoji 你好]]>', '😀 emoji 你好'],
+    ['<![CDATA[]]>', ''],
+    ['', ''],
+  ])('Content %s → %j', (raw, expected) => {
+    expect(parseMessage(textPush(raw))).toMatchObject({ MsgType: 'text', Content: expected });
+  });
+
+  it('a value split into two CDATA sections is joined: a]]>b', () => {
+    expect(parseMessage(textPush('<![CDATA[a]]]]><![CDATA[>b]]>'))).toMatchObject({ Content: 'a]]>b' });
+  });
+
+  it('XML entities in non-CDATA text are decoded, CDATA is not', () => {
+    expect(parseMessage(textPush('a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos;'))).toMatchObject({ Content: 'a & b <c> "d" \'e\'' });
+    expect(parseMessage(textPush('&amp;<![CDATA[&amp;]]>'))).toMatchObject({ Content: '&&amp;' });
+    expect(parseMessage(textPush('&amp;#65;'))).toMatchObject({ Content: '&#65;' }); // no double decoding
+  });
+
+  it('numeric character references are decoded (needs htmlEntities in fast-xml-parser 5)', () => {
+    expect(parseMessage(textPush('&#20320;&#x597D;&#x1F600;'))).toMatchObject({ Content: '你好😀' });
+  });
+
+  it('CreateTime becomes a number of seconds; CDATA numbers in events are read too', () => {
+    const m = parseMessage(event('LOCATION', '<Latitude><![CDATA[31.230400]]></Latitude><Longitude><![CDATA[121.473700]]></Longitude><Precision><![CDATA[65.000000]]></Precision>').replace('<CreateTime>1700000000</CreateTime>', '<CreateTime><![CDATA[1700000014]]></CreateTime>'));
+    expect(m).toStrictEqual({ ...common, CreateTime: 1700000014, MsgType: 'event', Event: 'LOCATION', Latitude: '31.230400', Longitude: '121.473700', Precision: '65.000000' });
+  });
+
+  it('pretty-printed XML: whitespace and newlines between elements are ignored', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<xml>
+  <ToUserName><![CDATA[gh_0123456789ab]]></ToUserName>
+  <FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName>
+\t<CreateTime>1700000000</CreateTime>\r
+  <MsgType><![CDATA[text]]></MsgType>
+  <Content><![CDATA[hello]]></Content>
+  <MsgId>1</MsgId>
+</xml>
+`;
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000000, MsgType: 'text', MsgId: '1', Content: 'hello' });
+  });
+
+  it('element order is not fixed', () => {
+    const xml = '<xml><MsgId>9</MsgId><Content><![CDATA[z]]></Content><MsgType>text</MsgType><CreateTime>1</CreateTime>' + FROM + TO + '</xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1, MsgType: 'text', MsgId: '9', Content: 'z' });
+  });
+
+  it('attributes are ignored', () => {
+    expect(parseMessage(textPush('<![CDATA[x]]>').replace('<xml>', '<xml a="1">').replace('<Content>', '<Content lang="zh">'))).toMatchObject({ Content: 'x' });
+  });
+});
+
+describe('events (接收事件推送, 自定义菜单事件推送; README §2.4 examples)', () => {
+  const base = { ...common, MsgType: 'event' };
+
+  it('subscribe (plain follow) has no EventKey/Ticket keys', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000010</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000010, Event: 'subscribe' });
+  });
+
+  it('subscribe via a parametric QR code', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000011</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_campaign42]]></EventKey><Ticket><![CDATA[TICKET_1]]></Ticket></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000011, Event: 'subscribe', EventKey: 'qrscene_campaign42', Ticket: 'TICKET_1' });
+  });
+
+  it('unsubscribe', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000012</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[unsubscribe]]></Event></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000012, Event: 'unsubscribe' });
+  });
+
+  it('SCAN', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000013</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[SCAN]]></Event><EventKey><![CDATA[campaign42]]></EventKey><Ticket><![CDATA[TICKET_1]]></Ticket></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000013, Event: 'SCAN', EventKey: 'campaign42', Ticket: 'TICKET_1' });
+  });
+
+  it('LOCATION', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000014</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event><Latitude>31.230400</Latitude><Longitude>121.473700</Longitude><Precision>65.000000</Precision></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000014, Event: 'LOCATION', Latitude: '31.230400', Longitude: '121.473700', Precision: '65.000000' });
+  });
+
+  it('CLICK', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000015</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[MENU_HELP]]></EventKey></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000015, Event: 'CLICK', EventKey: 'MENU_HELP' });
+  });
+
+  it('VIEW keeps MenuId as a string', () => {
+    const m = parseMessage('<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000016</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[VIEW]]></Event><EventKey><![CDATA[https://example.com/]]></EventKey><MenuId>410000001</MenuId></xml>');
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000016, Event: 'VIEW', EventKey: 'https://example.com/', MenuId: '410000001' });
+  });
+
+  it.each([
+    ['click', 'CLICK'],
+    ['Click', 'CLICK'],
+    ['view', 'VIEW'],
+    ['scan', 'SCAN'],
+    ['location', 'LOCATION'],
+    ['SUBSCRIBE', 'subscribe'],
+    ['UnSubscribe', 'unsubscribe'],
+  ])('mixed-case Event %s is normalised to %s', (raw, documented) => {
+    const extra = '<EventKey>K</EventKey><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>';
+    expect(parseMessage(event(raw, extra))).toMatchObject({ MsgType: 'event', Event: documented });
+  });
+
+  it('an empty EventKey element is present (empty string), not missing', () => {
+    expect(parseMessage(event('CLICK', '<EventKey><![CDATA[]]></EventKey>'))).toMatchObject({ Event: 'CLICK', EventKey: '' });
+  });
+
+  it('events ignore MsgId and other extra elements', () => {
+    const m = parseMessage(event('CLICK', '<EventKey>K</EventKey><MsgId>5</MsgId><MenuId>1</MenuId>'));
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000000, Event: 'CLICK', EventKey: 'K' });
+  });
+});
+
+describe('unknown events and message types never throw', () => {
+  it('scancode_waitmsg → UnknownEvent; nested ScanCodeInfo is left out of Fields', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000017</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[scancode_waitmsg]]></Event><EventKey><![CDATA[MENU_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[https://example.com/q]]></ScanResult></ScanCodeInfo></xml>';
+    expect(parseMessage(xml)).toStrictEqual({
+      ...common,
+      CreateTime: 1700000017,
+      MsgType: 'event',
+      Event: 'unknown',
+      RawEvent: 'scancode_waitmsg',
+      EventKey: 'MENU_SCAN',
+      Fields: { ...common, CreateTime: '1700000017', MsgType: 'event', Event: 'scancode_waitmsg', EventKey: 'MENU_SCAN' },
+    });
+  });
+
+  it('pic_photo_or_album, location_select, view_miniprogram → UnknownEvent', () => {
+    const pic = event('pic_photo_or_album', '<EventKey><![CDATA[MENU_PIC]]></EventKey><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum><![CDATA[5a75]]></PicMd5Sum></item><item><PicMd5Sum><![CDATA[1b5f]]></PicMd5Sum></item></PicList></SendPicsInfo>');
+    expect(parseMessage(pic)).toMatchObject({ Event: 'unknown', RawEvent: 'pic_photo_or_album', EventKey: 'MENU_PIC' });
+    const loc = event('location_select', '<EventKey><![CDATA[MENU_LOC]]></EventKey><SendLocationInfo><Location_X><![CDATA[31.2304]]></Location_X><Poiname><![CDATA[]]></Poiname></SendLocationInfo>');
+    expect(parseMessage(loc)).toMatchObject({ Event: 'unknown', RawEvent: 'location_select' });
+    const mini = parseMessage(event('view_miniprogram', '<EventKey><![CDATA[pages/index/index]]></EventKey><MenuId>410000002</MenuId>'));
+    expect(mini).toMatchObject({ Event: 'unknown', RawEvent: 'view_miniprogram', EventKey: 'pages/index/index', Fields: { MenuId: '410000002' } });
+  });
+
+  it('TEMPLATESENDJOBFINISH keeps MsgID (capital D) as an exact string in Fields and has no EventKey', () => {
+    const m = parseMessage(event('TEMPLATESENDJOBFINISH', '<MsgID>3487542469355618313</MsgID><Status><![CDATA[failed: system failed]]></Status>'));
+    expect(m).toMatchObject({ Event: 'unknown', RawEvent: 'TEMPLATESENDJOBFINISH', Fields: { MsgID: '3487542469355618313', Status: 'failed: system failed' } });
+    expect('EventKey' in m).toBe(false);
+  });
+
+  it('MASSSENDJOBFINISH with nested, empty lists', () => {
+    const m = parseMessage(event('MASSSENDJOBFINISH', '<MsgID>1000000046</MsgID><Status><![CDATA[send success]]></Status><TotalCount>19</TotalCount><CopyrightCheckResult><Count>0</Count><ResultList></ResultList><CheckState>1</CheckState></CopyrightCheckResult>'));
+    expect(m).toMatchObject({ Event: 'unknown', Fields: { MsgID: '1000000046', TotalCount: '19' } });
+    expect(Object.keys((m as { Fields: object }).Fields)).not.toContain('CopyrightCheckResult');
+  });
+
+  it.each(['file', 'miniprogrampage', 'TEXT', 'something_new'])('MsgType %s → UnknownMessage', (type) => {
+    const m = parseMessage(push(`<MsgType><![CDATA[${type}]]></MsgType><Title><![CDATA[a.pdf]]></Title><FileKey>k</FileKey><MsgId>6054768590064713728</MsgId>`));
+    expect(m).toStrictEqual({
+      ...common,
+      CreateTime: 1700000000,
+      MsgType: 'unknown',
+      RawMsgType: type,
+      MsgId: '6054768590064713728',
+      Fields: { ...common, CreateTime: '1700000000', MsgType: type, Title: 'a.pdf', FileKey: 'k', MsgId: '6054768590064713728' },
+    });
+  });
+
+  it('UnknownMessage omits an absent or invalid MsgId but keeps it in Fields', () => {
+    expect('MsgId' in parseMessage(push('<MsgType>file</MsgType>'))).toBe(false);
+    const m = parseMessage(push('<MsgType>file</MsgType><MsgId>12a</MsgId>'));
+    expect('MsgId' in m).toBe(false);
+    expect(m).toMatchObject({ Fields: { MsgId: '12a' } });
+  });
+
+  it('repeated unknown elements are skipped, not fatal', () => {
+    expect(parseMessage(push('<MsgType>file</MsgType><X>1</X><X>2</X>'))).toMatchObject({ MsgType: 'unknown', Fields: { MsgType: 'file' } });
+  });
+});
+
+describe('rejections', () => {
+  it.each([
+    ['<!DOCTYPE xml><xml></xml>'],
+    ['<!doctype xml>' + textPush('x')],
+    ['<xml><!ENTITY a "b"><A>1</A></xml>'],
+    [textPush('x').replace('<xml>', '<xml><!DOCTYPE x>')],
+    ['<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>' + textPush('&xxe;')],
+  ])('DOCTYPE / ENTITY → DOCTYPE_FORBIDDEN: %s', (xml) => {
+    expectCode(xml, 'DOCTYPE_FORBIDDEN');
+  });
+
+  it('a billion-laughs body is rejected before parsing, so nothing is expanded', () => {
+    const entities = ['<!ENTITY lol0 "lol">'];
+    for (let i = 1; i < 10; i++) entities.push(`<!ENTITY lol${i} "${`&lol${i - 1};`.repeat(10)}">`);
+    const bomb = `<?xml version="1.0"?><!DOCTYPE xml [${entities.join('')}]>` + textPush('&lol9;');
+    const big = bomb + ' '.repeat(2_000_000);
+    expectCode(bomb, 'DOCTYPE_FORBIDDEN');
+    expectCode(big, 'DOCTYPE_FORBIDDEN');
+  });
+
+  it('a user who types <!DOCTYPE …> gets their text through: inside CDATA it is not a declaration', () => {
+    const pasted = '<!DOCTYPE html><!ENTITY x "y"><html></html>';
+    expect(parseMessage(textPush(`<![CDATA[${pasted}]]>`))).toMatchObject({ MsgType: 'text', Content: pasted });
+    expect(parseMessage(textPush('<!-- <!DOCTYPE x> -->hi'))).toMatchObject({ Content: 'hi' });
+  });
+
+  it.each([
+    ['a declaration after a comment that mentions CDATA', '<!-- <![CDATA[ --><!DOCTYPE x [<!ENTITY a "b">]><!-- ]]> -->'],
+    ['a declaration after a CDATA that mentions a comment', '<![CDATA[ <!-- ]]><!DOCTYPE x>'],
+    ['a declaration after a processing instruction', '<?pi <![CDATA[ ?><!ENTITY a "b">'],
+    ['ELEMENT / ATTLIST declarations', '<!ELEMENT xml ANY>'],
+  ])('still rejects %s', (_name, prefix) => {
+    expectCode(prefix + textPush('x'), 'DOCTYPE_FORBIDDEN');
+  });
+
+  it.each([
+    ['hello'],
+    ['{"a":1}'],
+    [''],
+    ['   '],
+    ['<xml><ToUserName>a</ToUserName>'],
+    [textPush('x').slice(0, -10)],
+    ['<xml><A>1</B></xml>'],
+    ['<xml><A>a & b</A></xml>'],
+    ['<xml></xml><xml></xml>'],
+    ['<xml><A><![CDATA[x</A></xml>'],
+  ])('not well-formed → NOT_XML: %j', (xml) => {
+    const err = expectCode(xml, 'NOT_XML');
+    expect(err.message.length).toBeLessThan(200);
+  });
+
+  it.each([
+    ['<foo><MsgType>text</MsgType></foo>'],
+    ['<Xml><MsgType>text</MsgType></Xml>'],
+    ['<html><body/></html>'],
+  ])('root not <xml> → NOT_A_MESSAGE: %s', (xml) => {
+    expectCode(xml, 'NOT_A_MESSAGE');
+  });
+
+  it('missing MsgType → NOT_A_MESSAGE with a helpful message', () => {
+    const err = expectCode(push('<Content>x</Content><MsgId>1</MsgId>'), 'NOT_A_MESSAGE');
+    expect(err.message).toBe('MsgType is missing: not a WeChat message');
+    expect(err.field).toBe('MsgType');
+    expectCode('<xml></xml>', 'NOT_A_MESSAGE');
+    expectCode('<xml>just text</xml>', 'NOT_A_MESSAGE');
+    expectCode(push('<MsgType></MsgType>'), 'NOT_A_MESSAGE');
+  });
+
+  it('event without Event → NOT_A_MESSAGE', () => {
+    const err = expectCode(push('<MsgType><![CDATA[event]]></MsgType><EventKey>K</EventKey>'), 'NOT_A_MESSAGE');
+    expect(err.message).toMatch(/an event without Event/);
+  });
+
+  it.each([
+    ['FromUserName', `<xml>${TO}<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>x</Content><MsgId>1</MsgId></xml>`],
+    ['ToUserName', `<xml>${FROM}<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>x</Content><MsgId>1</MsgId></xml>`],
+    ['CreateTime', `<xml>${TO}${FROM}<MsgType>text</MsgType><Content>x</Content><MsgId>1</MsgId></xml>`],
+    ['MsgId', push('<MsgType>text</MsgType><Content>x</Content>')],
+    ['Content', push('<MsgType>text</MsgType><MsgId>1</MsgId>')],
+    ['MediaId', push('<MsgType>image</MsgType><PicUrl>u</PicUrl><MsgId>1</MsgId>')],
+    ['Format', push('<MsgType>voice</MsgType><MediaId>m</MediaId><MsgId>1</MsgId>')],
+    ['ThumbMediaId', push('<MsgType>shortvideo</MsgType><MediaId>m</MediaId><MsgId>1</MsgId>')],
+    ['Label', push('<MsgType>location</MsgType><Location_X>1</Location_X><Location_Y>2</Location_Y><Scale>3</Scale><MsgId>1</MsgId>')],
+    ['Url', push('<MsgType>link</MsgType><Title>t</Title><Description>d</Description><MsgId>1</MsgId>')],
+    ['EventKey', event('CLICK')],
+    ['EventKey', event('VIEW', '<MenuId>1</MenuId>')],
+    ['EventKey', event('SCAN', '<Ticket>T</Ticket>')],
+    ['Precision', event('LOCATION', '<Latitude>1</Latitude><Longitude>2</Longitude>')],
+  ])('missing %s → MISSING_FIELD naming it', (field, xml) => {
+    const err = expectCode(xml, 'MISSING_FIELD');
+    expect(err.field).toBe(field);
+    expect(err.message).toContain(field);
+  });
+
+  it('the MISSING_FIELD message names the MsgType / Event', () => {
+    expect(rejection(push('<MsgType>image</MsgType><PicUrl>u</PicUrl><MsgId>1</MsgId>')).message).toBe('MediaId is missing (required in a MsgType=image push)');
+    expect(rejection(event('click')).message).toBe('EventKey is missing (required in a Event=CLICK push)');
+  });
+
+  it.each([
+    ['empty FromUserName', push('<MsgType>text</MsgType>').replace(FROM, '<FromUserName><![CDATA[]]></FromUserName>'), 'FromUserName'],
+    ['empty ToUserName', push('<MsgType>text</MsgType>').replace(TO, '<ToUserName></ToUserName>'), 'ToUserName'],
+    ['CreateTime in ms? no: 13 digits', textPush('x').replace('1700000000', '1700000000000'), 'CreateTime'],
+    ['negative CreateTime', textPush('x').replace('1700000000', '-1'), 'CreateTime'],
+    ['decimal CreateTime', textPush('x').replace('1700000000', '1700000000.5'), 'CreateTime'],
+    ['CreateTime with spaces', textPush('x').replace('1700000000', ' 1700000000 '), 'CreateTime'],
+    ['empty CreateTime', textPush('x').replace('1700000000', ''), 'CreateTime'],
+    ['MsgId 12a', textPush('x', '12a'), 'MsgId'],
+    ['MsgId with 21 digits', textPush('x', '184467440737095516150'), 'MsgId'],
+    ['negative MsgId', textPush('x', '-1'), 'MsgId'],
+    ['empty MsgId', textPush('x', ''), 'MsgId'],
+    ['two Content elements', textPush('a').replace('</xml>', '<Content>b</Content></xml>'), 'Content'],
+    ['two MsgType elements', textPush('a').replace('</xml>', '<MsgType>text</MsgType></xml>'), 'MsgType'],
+    ['two FromUserName elements', textPush('a').replace('</xml>', `${FROM}</xml>`), 'FromUserName'],
+    ['two Event elements', event('CLICK', '<EventKey>K</EventKey><Event>VIEW</Event>'), 'Event'],
+    ['Content with child elements', textPush('<b>bold</b>'), 'Content'],
+    ['Event with child elements', push('<MsgType>event</MsgType><Event>CLICK<x/></Event><EventKey>K</EventKey>'), 'Event'],
+  ])('%s → INVALID_FIELD', (_label, xml, field) => {
+    const err = expectCode(xml, 'INVALID_FIELD');
+    expect(err.field).toBe(field);
+  });
+
+  it('element names fast-xml-parser refuses (prototype pollution guard) → INVALID_FIELD', () => {
+    for (const name of ['__proto__', 'constructor', 'prototype']) {
+      const err = expectCode(textPush('x').replace('</xml>', `<${name}>1</${name}></xml>`), 'INVALID_FIELD');
+      expect(err.cause).toBeInstanceOf(Error);
+    }
+  });
+
+  it('error messages never contain the body', () => {
+    const secret = 'SECRET-CONTENT-'.repeat(20);
+    for (const xml of [textPush(`<![CDATA[${secret}]]>`, 'bad'), textPush(`<![CDATA[${secret}]]>`).slice(0, -7), `<foo>${secret}</foo>`]) {
+      expect(rejection(xml).message).not.toContain('SECRET-CONTENT-SECRET');
+    }
+  });
+});

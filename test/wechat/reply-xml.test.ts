@@ -1,0 +1,141 @@
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { describe, expect, it } from 'vitest';
+import { news, ReplyError, text, type Article, type NewsReply, type Reply } from '../../src/wechat/replies.js';
+import { replyToXml, SUCCESS_BODY } from '../../src/wechat/reply-xml.js';
+import { SAFE_XML_PARSER_OPTIONS } from '../../src/wechat/xml.js';
+
+const to = { ToUserName: 'oUser000000000000000000000001', FromUserName: 'gh_0123456789ab', CreateTime: 1700000100 };
+
+/** Parses reply XML back with the same safe options the inbound parser uses (`item` always a list). */
+function parseBack(xml: string): Record<string, unknown> {
+  expect(XMLValidator.validate(xml)).toBe(true);
+  const doc = new XMLParser({ ...SAFE_XML_PARSER_OPTIONS, isArray: (name) => name === 'item' }).parse(xml) as Record<string, unknown>;
+  expect(Object.keys(doc)).toEqual(['xml']);
+  return doc['xml'] as Record<string, unknown>;
+}
+const contentOf = (content: string): unknown => parseBack(replyToXml(text(content), to))['Content'];
+
+describe('SUCCESS_BODY', () => {
+  it('is the literal "success" (被动回复用户消息: no reply)', () => {
+    expect(SUCCESS_BODY).toBe('success');
+  });
+});
+
+describe('text reply', () => {
+  it('matches the documented XML exactly (README §3.2 example)', () => {
+    expect(replyToXml(text('你好！'), to)).toBe(
+      '<xml><ToUserName><![CDATA[oUser000000000000000000000001]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000100</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好！]]></Content></xml>',
+    );
+  });
+
+  it('parses back field by field: ids as given, CreateTime as given, MsgType text', () => {
+    const xml = parseBack(replyToXml(text('hello'), { ToUserName: 'openid-A', FromUserName: 'gh_B', CreateTime: 42 }));
+    expect(xml).toStrictEqual({ ToUserName: 'openid-A', FromUserName: 'gh_B', CreateTime: '42', MsgType: 'text', Content: 'hello' });
+  });
+
+  it.each([
+    ['start', ']]>abc'],
+    ['end', 'abc]]>'],
+    ['middle', 'a]]>b'],
+    ['repeated', ']]>]]>'],
+    ['extra bracket', ']]]>'],
+    ['only brackets', ']]]]]>>>'],
+    ['CDATA-looking text', '<![CDATA[x]]>y'],
+    ['lone markers', ']] > ]>'],
+  ])('`]]>` survives the round trip (%s): %j', (_label, content) => {
+    expect(contentOf(content)).toBe(content);
+  });
+
+  it.each([
+    ['<', 'a < b'],
+    ['&', 'Tom & Jerry &amp; &#65; &lt;'],
+    ['quotes', `he said "hi" and 'bye'`],
+    ['markup', '<a href="https://example.com/?a=1&b=2">link</a>'],
+    ['newlines', 'line 1\nline 2\n\nline 4\n'],
+    ['tab', 'a\tb'],
+    ['Chinese', '你好，世界。欢迎关注！'],
+    ['emoji', '👍🏽 😀 👨‍👩‍👧 🇨🇳'],
+    ['leading/trailing spaces', '  padded  '],
+    ['empty', ''],
+    ['digits', '007'],
+  ])('%s survives the round trip', (_label, content) => {
+    expect(contentOf(content)).toBe(content);
+  });
+
+  it('removes characters XML 1.0 forbids, keeps the rest', () => {
+    const forbidden = '\u0000\u0001\u0008\u000B\u000C\u000E\u001F\uFFFE\uFFFF';
+    const xml = replyToXml(text(`a${forbidden}b`), to);
+    expect(xml).toContain('<Content><![CDATA[ab]]></Content>');
+    expect(contentOf(`a${forbidden}b`)).toBe('ab');
+  });
+
+  it('removes lone surrogates but keeps valid surrogate pairs (emoji)', () => {
+    expect(contentOf('x\uD800y\uDC00z😀')).toBe('xyz😀');
+    expect(contentOf('😀'.slice(0, 1) + '!')).toBe('!');
+  });
+
+  it('keeps DEL and C1 controls (allowed in XML 1.0)', () => {
+    expect(contentOf('a\u007F\u0085b')).toBe('a\u007F\u0085b');
+  });
+
+  it('\\r\\n comes back as \\n (XML end-of-line normalisation, not ours)', () => {
+    expect(contentOf('a\r\nb')).toBe('a\nb');
+  });
+
+  it('ids are escaped the same way', () => {
+    const xml = parseBack(replyToXml(text('x'), { ...to, ToUserName: 'o]]>x\u0001', FromUserName: 'gh_<&>' }));
+    expect(xml['ToUserName']).toBe('o]]>x');
+    expect(xml['FromUserName']).toBe('gh_<&>');
+  });
+
+  it.each([1700000100.5, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53])('rejects CreateTime %s (must be whole seconds)', (t) => {
+    expect(() => replyToXml(text('x'), { ...to, CreateTime: t })).toThrow(ReplyError);
+  });
+
+  it('accepts CreateTime 0', () => {
+    expect(parseBack(replyToXml(text('x'), { ...to, CreateTime: 0 }))['CreateTime']).toBe('0');
+  });
+});
+
+describe('news reply', () => {
+  const article = (i: number): Article => ({
+    Title: `标题 ${i} ]]> <b>&`,
+    Description: `摘要 ${i}\n😀`,
+    PicUrl: `https://example.com/cover-${i}.jpg?a=1&b=2`,
+    Url: `https://example.com/article/${i}`,
+  });
+
+  it('matches the documented XML exactly for one article (README §3.2 example)', () => {
+    const reply = news([{ Title: '标题', Description: '摘要', PicUrl: 'https://example.com/cover.jpg', Url: 'https://example.com/article' }]);
+    expect(replyToXml(reply, to)).toBe(
+      '<xml><ToUserName><![CDATA[oUser000000000000000000000001]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000100</CreateTime><MsgType><![CDATA[news]]></MsgType><ArticleCount>1</ArticleCount><Articles><item><Title><![CDATA[标题]]></Title><Description><![CDATA[摘要]]></Description><PicUrl><![CDATA[https://example.com/cover.jpg]]></PicUrl><Url><![CDATA[https://example.com/article]]></Url></item></Articles></xml>',
+    );
+  });
+
+  it.each([1, 2, 8])('%s article(s) parse back field by field, in order', (n) => {
+    const articles = Array.from({ length: n }, (_, i) => article(i + 1));
+    const xml = parseBack(replyToXml(news(articles), to));
+    expect(xml).toStrictEqual({
+      ToUserName: to.ToUserName,
+      FromUserName: to.FromUserName,
+      CreateTime: '1700000100',
+      MsgType: 'news',
+      ArticleCount: String(n),
+      Articles: { item: articles },
+    });
+  });
+
+  it('rejects a hand-built news value with 0 or 9 articles', () => {
+    const zero: NewsReply = { MsgType: 'news', Articles: [] };
+    const nine: NewsReply = { MsgType: 'news', Articles: Array.from({ length: 9 }, (_, i) => article(i)) };
+    expect(() => replyToXml(zero, to)).toThrow(ReplyError);
+    expect(() => replyToXml(nine, to)).toThrow(ReplyError);
+  });
+});
+
+describe('unknown reply type', () => {
+  it('throws ReplyError instead of writing a broken reply', () => {
+    const bogus = { MsgType: 'music' } as unknown as Reply;
+    expect(() => replyToXml(bogus, to)).toThrow(ReplyError);
+  });
+});
