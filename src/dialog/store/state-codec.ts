@@ -1,0 +1,90 @@
+/**
+ * The stored form of a {@link DialogState}: one JSON string, wrapped in a versioned envelope.
+ *
+ * ```json
+ * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}]}
+ * ```
+ *
+ * `f` is the format version of this envelope (not the dialog's version). A value written in another
+ * format, or anything that is not a well-formed state, decodes to `undefined`, so stores treat it as
+ * absent instead of replaying garbage into a dialog. Every `InboundMessage` value is already a string
+ * (`MsgId` included) except `CreateTime`, so JSON keeps it exactly.
+ *
+ * @module
+ */
+import type { InboundMessage } from '../../wechat/messages.js';
+import type { DialogState, JsonValue, RecordedEffect } from './store.js';
+
+/** The envelope format version written by {@link encodeState}; {@link decodeState} accepts only this one. */
+export const STATE_FORMAT_VERSION = 1;
+
+/**
+ * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"}`.
+ * Fields that are `undefined` are dropped (an effect `{ ok: undefined }` is stored as `{}`).
+ * @throws {TypeError} only when `state` holds something JSON cannot represent (a cycle or a
+ *   `bigint`), which the {@link DialogState} type does not allow.
+ */
+export function encodeState(state: DialogState): string {
+  return JSON.stringify({
+    f: STATE_FORMAT_VERSION,
+    dialog: state.dialog,
+    version: state.version,
+    messages: state.messages,
+    effects: state.effects,
+  });
+}
+
+/**
+ * Parses what {@link encodeState} wrote. Returns `undefined`, never throws, when `raw` is not JSON,
+ * has another format version `f`, or does not have the shape of a state: `dialog` and `version`
+ * strings; `messages` a non-empty array of objects with string `MsgType`, `FromUserName`,
+ * `ToUserName`, a finite number `CreateTime` and, when present, a string `MsgId`; `effects` an array
+ * of objects holding either a string `error` or an optional `ok` (not both).
+ * Unknown top-level fields and unknown effect fields are dropped.
+ */
+export function decodeState(raw: string): DialogState | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(parsed) || parsed.f !== STATE_FORMAT_VERSION) return undefined;
+  const { dialog, version, messages, effects } = parsed;
+  if (typeof dialog !== 'string' || typeof version !== 'string') return undefined;
+  if (!Array.isArray(messages) || messages.length === 0 || !messages.every(isMessage)) return undefined;
+  if (!Array.isArray(effects)) return undefined;
+  const decodedEffects: RecordedEffect[] = [];
+  for (const effect of effects) {
+    const decoded = decodeEffect(effect);
+    if (!decoded) return undefined;
+    decodedEffects.push(decoded);
+  }
+  return { dialog, version, messages, effects: decodedEffects };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The fields every message has; the rest is trusted to be what the parser produced. */
+function isMessage(value: unknown): value is InboundMessage {
+  return (
+    isObject(value) &&
+    typeof value.MsgType === 'string' &&
+    typeof value.FromUserName === 'string' &&
+    typeof value.ToUserName === 'string' &&
+    typeof value.CreateTime === 'number' &&
+    Number.isFinite(value.CreateTime) &&
+    (value.MsgId === undefined || typeof value.MsgId === 'string')
+  );
+}
+
+function decodeEffect(value: unknown): RecordedEffect | undefined {
+  if (!isObject(value)) return undefined;
+  if ('error' in value) {
+    return typeof value.error === 'string' && !('ok' in value) ? { error: value.error } : undefined;
+  }
+  // Anything JSON.parse produced is a JsonValue.
+  return 'ok' in value ? { ok: value.ok as JsonValue } : {};
+}

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { decodeState, encodeState, STATE_FORMAT_VERSION } from '../../src/dialog/store/state-codec.js';
+import type { DialogState } from '../../src/dialog/store/store.js';
+
+const message = { MsgType: 'text', ToUserName: 'gh_abc', FromUserName: 'oUser', CreateTime: 1_700_000_000, MsgId: '18446744073709551615', Content: '你好 😀 ]]>\n' } as const;
+
+const valid: DialogState = {
+  dialog: 'accumulator',
+  version: 'v1',
+  messages: [message, { MsgType: 'event', Event: 'subscribe', ToUserName: 'gh_abc', FromUserName: 'oUser', CreateTime: 1_700_000_001 }],
+  effects: [{ ok: 1 }, { ok: { a: [1, 'x', null, false] } }, {}, { error: 'boom' }, { ok: null }],
+};
+
+/** A raw envelope with `patch` applied: each test breaks one field. */
+function raw(patch: Record<string, unknown>): string {
+  return JSON.stringify({ f: STATE_FORMAT_VERSION, dialog: 'd', version: 'v', messages: [message], effects: [], ...patch });
+}
+
+describe('encodeState / decodeState', () => {
+  it('round-trips a state exactly', () => {
+    expect(decodeState(encodeState(valid))).toEqual(valid);
+  });
+
+  it('writes a versioned envelope', () => {
+    expect(JSON.parse(encodeState(valid))).toMatchObject({ f: 1, dialog: 'accumulator', version: 'v1' });
+    expect(STATE_FORMAT_VERSION).toBe(1);
+  });
+
+  it('keeps a 64-bit MsgId a string, digit for digit', () => {
+    const encoded = encodeState(valid);
+    expect(encoded).toContain('"MsgId":"18446744073709551615"');
+    expect(decodeState(encoded)?.messages[0]).toHaveProperty('MsgId', '18446744073709551615');
+  });
+
+  it('stores { ok: undefined } as {} (an effect that returned undefined)', () => {
+    const decoded = decodeState(encodeState({ ...valid, effects: [{ ok: undefined }] }));
+    expect(decoded?.effects).toEqual([{}]);
+    expect(decoded?.effects[0]).not.toHaveProperty('ok');
+  });
+
+  it('accepts the minimal envelope and drops unknown top-level and effect fields', () => {
+    expect(decodeState(raw({}))).toEqual({ dialog: 'd', version: 'v', messages: [message], effects: [] });
+    expect(decodeState(raw({ extra: 1, effects: [{ ok: 2, note: 'x' }] }))).toEqual({
+      dialog: 'd',
+      version: 'v',
+      messages: [message],
+      effects: [{ ok: 2 }],
+    });
+  });
+
+  const rejected: Array<[string, string]> = [
+    ['empty string', ''],
+    ['not JSON', 'hello'],
+    ['truncated JSON', encodeState(valid).slice(0, -1)],
+    ['JSON null', 'null'],
+    ['JSON number', '42'],
+    ['JSON string', '"state"'],
+    ['JSON array', '[1,"d","v",[],[]]'],
+    ['no format version', JSON.stringify({ dialog: 'd', version: 'v', messages: [message], effects: [] })],
+    ['format version 2', raw({ f: 2 })],
+    ['format version "1"', raw({ f: '1' })],
+    ['dialog missing', raw({ dialog: undefined })],
+    ['dialog not a string', raw({ dialog: 3 })],
+    ['version not a string', raw({ version: null })],
+    ['messages missing', raw({ messages: undefined })],
+    ['messages not an array', raw({ messages: { 0: message } })],
+    ['messages empty', raw({ messages: [] })],
+    ['message null', raw({ messages: [null] })],
+    ['message a string', raw({ messages: ['hi'] })],
+    ['message an array', raw({ messages: [[message]] })],
+    ['message without MsgType', raw({ messages: [{ ...message, MsgType: undefined }] })],
+    ['MsgType not a string', raw({ messages: [{ ...message, MsgType: 1 }] })],
+    ['FromUserName not a string', raw({ messages: [{ ...message, FromUserName: null }] })],
+    ['ToUserName missing', raw({ messages: [{ ...message, ToUserName: undefined }] })],
+    ['CreateTime a string', raw({ messages: [{ ...message, CreateTime: '1700000000' }] })],
+    ['CreateTime missing', raw({ messages: [{ ...message, CreateTime: undefined }] })],
+    ['MsgId a number', raw({ messages: [{ ...message, MsgId: 123 }] })],
+    ['second message bad', raw({ messages: [message, { MsgType: 'text' }] })],
+    ['effects missing', raw({ effects: undefined })],
+    ['effects not an array', raw({ effects: {} })],
+    ['effect null', raw({ effects: [null] })],
+    ['effect a number', raw({ effects: [1] })],
+    ['effect an array', raw({ effects: [[]] })],
+    ['effect error not a string', raw({ effects: [{ error: 1 }] })],
+    ['effect error null', raw({ effects: [{ error: null }] })],
+    ['effect with both ok and error', raw({ effects: [{ ok: 1, error: 'x' }] })],
+    ['second effect bad', raw({ effects: [{ ok: 1 }, { error: {} }] })],
+  ];
+
+  it.each(rejected)('decodes %s as undefined', (_, input) => {
+    expect(() => decodeState(input)).not.toThrow();
+    expect(decodeState(input)).toBeUndefined();
+  });
+});
