@@ -3,7 +3,6 @@
  * oversize bodies, a throwing dialog. Every rejection is checked for its status, its body, and
  * that the user's dialog state did not change. Runs on every store.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { defineDialog } from '../../src/dialog/dialog.js';
@@ -13,6 +12,7 @@ import type { DialogState, StateKey } from '../../src/dialog/store/store.js';
 import { createApp } from '../../src/http/app.js';
 import { text } from '../../src/wechat/replies.js';
 import { ACCOUNT, listenOnLoopback, messageXml, parseReply, serveDialogs, signedQuery, textXml, type TestServer } from '../support/http.js';
+import { protocolVectors } from '../support/shared.js';
 import { storeFactories, type StoreUnderTest } from '../support/stores.js';
 
 const counter = defineDialog('counter', function* () {
@@ -25,18 +25,7 @@ const counter = defineDialog('counter', function* () {
 });
 const router = createRouter({ routes: [{ match: { text: 'count' }, dialog: counter }], fallback: null });
 
-interface SignatureVector {
-  id: string;
-  token: string;
-  timestamp: string;
-  nonce: string;
-  signature: string;
-  echostr?: string;
-  expected_response_body?: string;
-}
-const vectors = JSON.parse(readFileSync(new URL('../../../shared/protocol/vectors.json', import.meta.url), 'utf8')) as {
-  signature: SignatureVector[];
-};
+const vectors = protocolVectors();
 
 describe.each(storeFactories())('HTTP app on $name', (factory) => {
   let store: StoreUnderTest;

@@ -3,10 +3,10 @@
  * the demo router, on every store (memory, ioredis-mock, and real Redis when REDIS_URL is set).
  * Waits written for the default TTL of 60 s are scaled to a short TTL, as the file allows.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { router } from '../../dialogs/router.js';
 import { ACCOUNT, messageXml, nextMsgId, parseReply, serveDialogs, signedQuery, type TestServer } from '../support/http.js';
+import { readSharedJson } from '../support/shared.js';
 import { storeFactories, type StoreUnderTest } from '../support/stores.js';
 
 type Expect =
@@ -28,9 +28,7 @@ interface Scenario {
   ttl_s?: number;
 }
 
-const transcripts = JSON.parse(
-  readFileSync(new URL('../../../shared/transcripts/demo-dialogs.json', import.meta.url), 'utf8'),
-) as { scenarios: Scenario[] };
+const transcripts = readSharedJson<{ scenarios: Scenario[] }>('transcripts/demo-dialogs.json');
 
 /** The TTL the tests run with, in seconds; the file's waits (written for 60 s) are scaled by TTL/60. */
 const TEST_TTL_SECONDS = 2;

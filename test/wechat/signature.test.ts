@@ -1,26 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { computeSignature, verifySignature } from '../../src/wechat/signature.js';
+import { protocolVectors, type NegativeVector, type SignatureVector } from '../support/shared.js';
 
-/** `/work/shared` sits beside the repo root (CI checks it out there too). */
-const VECTORS_URL = new URL('../../../shared/protocol/vectors.json', import.meta.url);
-
-interface SignatureVector {
-  id: string;
-  token: string;
-  timestamp: string;
-  nonce: string;
-  signature: string;
-}
-interface NegativeVector extends Partial<SignatureVector> {
-  id: string;
-  kind: string;
-  expect_error: string;
-}
-const vectors = JSON.parse(readFileSync(VECTORS_URL, 'utf8')) as {
-  signature: SignatureVector[];
-  negative: NegativeVector[];
-};
+const vectors = protocolVectors();
 
 const positive = vectors.signature;
 const negative = vectors.negative.filter(
