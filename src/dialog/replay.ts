@@ -5,7 +5,7 @@
  * @module
  */
 import type { InboundMessage } from '../wechat/messages.js';
-import { text, type Reply } from '../wechat/replies.js';
+import { MAX_NEWS_ARTICLES, text, type Reply } from '../wechat/replies.js';
 import {
   EffectRequest,
   HandBack,
@@ -37,16 +37,26 @@ export class DialogRuntimeError extends Error {
 function toReply(dialog: Dialog, value: unknown): Reply | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return text(value);
-  if (
-    typeof value === 'object' &&
-    value !== null &&
-    'MsgType' in value &&
-    (value.MsgType === 'text' || value.MsgType === 'news')
-  ) {
-    return value as Reply;
-  }
+  if (isReply(value)) return value;
   throw new DialogRuntimeError(
-    `dialog ${dialog.name} gave ${describe(value)} as a reply: yield or return text(...), news(...), a string, or nothing`,
+    `dialog ${dialog.name} gave ${describe(value)} as a reply: yield or return text(...), news(...) with 1 to ${MAX_NEWS_ARTICLES} articles, a string, or nothing`,
+  );
+}
+
+const ARTICLE_FIELDS = ['Title', 'Description', 'PicUrl', 'Url'] as const;
+
+/** Whether `value` is a reply WeChat accepts: what `text()` and `news()` build. */
+function isReply(value: unknown): value is Reply {
+  if (typeof value !== 'object' || value === null || !('MsgType' in value)) return false;
+  if (value.MsgType === 'text') return 'Content' in value && typeof value.Content === 'string';
+  if (value.MsgType !== 'news' || !('Articles' in value) || !Array.isArray(value.Articles)) return false;
+  const articles: unknown[] = value.Articles;
+  return (
+    articles.length >= 1 &&
+    articles.length <= MAX_NEWS_ARTICLES &&
+    articles.every(
+      (a) => typeof a === 'object' && a !== null && ARTICLE_FIELDS.every((f) => typeof (a as Record<string, unknown>)[f] === 'string'),
+    )
   );
 }
 

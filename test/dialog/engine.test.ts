@@ -346,6 +346,20 @@ describe('DialogEngine: failures', () => {
     expect(String((logger.lines[0]?.fields as { err: Error }).err)).toMatch(/yield or return text\(\.\.\.\)/);
   });
 
+  it.each([
+    ['a news reply without articles', { MsgType: 'news', Articles: [] }],
+    ['a news reply with 9 articles', { MsgType: 'news', Articles: Array(9).fill({ Title: 't', Description: 'd', PicUrl: 'p', Url: 'u' }) }],
+    ['an article without Url', { MsgType: 'news', Articles: [{ Title: 't', Description: 'd', PicUrl: 'p' }] }],
+    ['a text reply without Content', { MsgType: 'text' }],
+    ['an unknown MsgType', { MsgType: 'music' }],
+  ])('a hand-built reply WeChat would reject (%s) fails the turn instead of reaching the XML writer', async (_name, reply) => {
+    const handBuilt = defineDialog('hand-built', function* () {
+      return reply as unknown as Reply;
+    });
+    const { engine } = setup([{ match: { text: 'x' }, dialog: handBuilt }]);
+    expect(await engine.handle(textFrom('u1', 'x'))).toEqual({ reply: DEFAULT_APOLOGY, outcome: 'failed' });
+  });
+
   it('a dialog that is not deterministic is detected on replay, its state dropped', async () => {
     let flip = false;
     const moody = defineDialog('moody', function* () {
