@@ -4,13 +4,14 @@
  *
  * @module
  */
+import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { replay, type ReplayOutcome } from './replay.js';
+import { replay } from './replay.js';
 import type { Router } from './router.js';
-import { StoreUnavailableError, type DialogState, type DialogStore, type StateKey } from './store/store.js';
+import { StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
 
 /** The subset of a pino logger the engine uses. */
 export interface EngineLogger {
@@ -34,7 +35,11 @@ export interface EngineOptions {
 }
 
 /** How a turn ended; for logs and tests. */
-export type TurnOutcome = 'started' | 'continued' | 'ended' | 'no-reply' | 'failed';
+/**
+ * How a turn ended: a dialog `started`, `continued` or `ended`; `repeated`: a WeChat retry of a
+ * message already handled, answered with the same reply; `no-reply`; `failed`: the apology.
+ */
+export type TurnOutcome = 'started' | 'continued' | 'ended' | 'repeated' | 'no-reply' | 'failed';
 
 /** The result of {@link DialogEngine.handle}. */
 export interface TurnResult {
@@ -44,6 +49,9 @@ export interface TurnResult {
   /** The dialog that produced the reply, if any. */
   readonly dialog?: string;
 }
+
+/** How many times a turn starts over when another process changed the state meanwhile. */
+export const MAX_TURN_ATTEMPTS = 5;
 
 /** The default apology, sent when a dialog throws or the store fails. */
 export const DEFAULT_APOLOGY: Reply = text('抱歉，出了点问题，请稍后再试。');
@@ -85,6 +93,11 @@ export class DialogEngine {
   /**
    * Handles one inbound message and returns the reply. Never throws: a dialog that throws, or a
    * store that fails, gives the apology; the error is logged with the (masked) openid and `MsgId`.
+   *
+   * A turn reads the state, works out the reply and the new state, and commits it only if the
+   * state did not change in between (compare-and-set); otherwise it starts over on the new state,
+   * up to {@link MAX_TURN_ATTEMPTS} times. A WeChat retry of a message the dialog already has gets
+   * the reply it got the first time, computed by replaying up to it, and changes nothing.
    */
   handle(message: InboundMessage): Promise<TurnResult> {
     const key: StateKey = { account: message.ToUserName, openid: message.FromUserName };
@@ -92,38 +105,75 @@ export class DialogEngine {
   }
 
   private async turn(key: StateKey, message: InboundMessage): Promise<TurnResult> {
-    const log = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
-    let stored: DialogState | undefined;
-    let dialogName: string | undefined;
+    const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
+    let snapshot: Snapshot | undefined;
     try {
-      stored = await this.store.load(key);
-      const active = stored === undefined ? undefined : this.resume(stored, log);
-      const decision = this.router.decide(message, active !== undefined);
-      if (decision.kind === 'continue' && active !== undefined && stored !== undefined) {
-        dialogName = active.name;
-        const messages = [...stored.messages, message];
-        const outcome = await replay(active, messages, stored.effects, contextOf(messages));
-        if (outcome.kind !== 'handed-back') return await this.settle(key, active, messages, outcome, 'continued');
-        await this.store.delete(key);
-        stored = undefined;
-        this.logger.info({ ...log, dialog: active.name }, 'dialog handed the message back to the router');
-        const next = this.router.decide(message, false);
-        if (next.kind === 'start') return await this.start(key, next.dialog, message, false, log);
-        return { reply: undefined, outcome: 'no-reply' };
+      for (let attempt = 1; ; attempt += 1) {
+        snapshot = await this.store.read(key);
+        const plan = await this.plan(snapshot.state, message, log);
+        if (!('next' in plan)) return plan.result;
+        if (await this.store.commit(key, snapshot, plan.next, this.ttlSeconds)) return plan.result;
+        if (attempt >= MAX_TURN_ATTEMPTS) {
+          throw new StoreUnavailableError(
+            `the state changed under ${MAX_TURN_ATTEMPTS} attempts in a row: too many messages of one user at once`,
+          );
+        }
+        this.logger.info({ ...log, attempt }, 'the state changed during the turn (another process); starting over');
       }
-      if (decision.kind === 'start') {
-        return await this.start(key, decision.dialog, message, stored !== undefined, log);
-      }
-      // no-reply, or a state that cannot be resumed with nothing to start
-      if (stored !== undefined && (active === undefined || (decision.kind === 'no-reply' && decision.endsActive))) {
-        await this.store.delete(key);
-      }
-      return { reply: undefined, outcome: 'no-reply' };
     } catch (err) {
-      // A dialog that threw loses its state; a store failure leaves the state as it was.
-      const clear = stored !== undefined && !(err instanceof StoreUnavailableError);
-      return this.fail(key, err, { ...log, dialog: dialogName }, clear);
+      return this.fail(key, err, log, snapshot);
     }
+  }
+
+  /** Works out the reply and the state to commit (`next`; absent: commit nothing) for `message`. */
+  private async plan(stored: DialogState | undefined, message: InboundMessage, log: TurnLog): Promise<Plan> {
+    log.dialog = stored?.dialog;
+    const retried = stored === undefined ? undefined : await this.replayRetry(stored, message);
+    if (retried !== undefined) {
+      this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
+      return { result: retried };
+    }
+    const active = stored === undefined || stored.ended === true ? undefined : this.resume(stored, log);
+    const decision = this.router.decide(message, active !== undefined);
+    if (decision.kind === 'continue' && active !== undefined && stored !== undefined) {
+      log.dialog = active.name;
+      const messages = [...stored.messages, message];
+      const outcome = await replay(active, messages, stored.effects, contextOf(messages));
+      if (outcome.kind === 'waiting') {
+        const next = { dialog: active.name, version: active.version, messages, effects: outcome.effects };
+        return { result: { reply: outcome.reply, outcome: 'continued', dialog: active.name }, next };
+      }
+      if (outcome.kind === 'ended') {
+        const next = { dialog: active.name, version: active.version, messages, effects: outcome.effects, ended: true };
+        return { result: { reply: outcome.reply, outcome: 'ended', dialog: active.name }, next };
+      }
+      this.logger.info({ ...log, dialog: active.name }, 'dialog handed the message back to the router');
+      const afresh = this.router.decide(message, false);
+      if (afresh.kind === 'start') return this.start(afresh.dialog, message, true, log);
+      return { result: { reply: undefined, outcome: 'no-reply' }, next: undefined };
+    }
+    if (decision.kind === 'start') return this.start(decision.dialog, message, stored !== undefined, log);
+    // No reply. A state that cannot be resumed (unknown dialog, changed version) goes; an
+    // interrupting route ends the active dialog; otherwise the state stays as it is.
+    const drop = stored !== undefined && stored.ended !== true && (active === undefined || (decision.kind === 'no-reply' && decision.endsActive));
+    const result: TurnResult = { reply: undefined, outcome: 'no-reply' };
+    return drop ? { result, next: undefined } : { result };
+  }
+
+  /**
+   * If `message` is one `stored` already has (a WeChat retry), the reply it got: the dialog
+   * replayed up to it. `undefined` when it is a new message, or the state cannot be replayed.
+   */
+  private async replayRetry(stored: DialogState, message: InboundMessage): Promise<TurnResult | undefined> {
+    const identity = messageIdentity(message);
+    const index = stored.messages.findIndex((m) => messageIdentity(m) === identity);
+    if (index === -1) return undefined;
+    const dialog = this.router.dialog(stored.dialog);
+    if (dialog === undefined || dialog.version !== stored.version) return undefined;
+    const messages = stored.messages.slice(0, index + 1);
+    const outcome = await replay(dialog, messages, stored.effects, contextOf(messages), { prefix: true });
+    if (outcome.kind === 'handed-back') return { reply: undefined, outcome: 'no-reply', dialog: dialog.name };
+    return { reply: outcome.reply, outcome: 'repeated', dialog: dialog.name };
   }
 
   /** The dialog a stored state belongs to, or undefined when it cannot be resumed (unknown, or code changed). */
@@ -143,13 +193,9 @@ export class DialogEngine {
     return dialog;
   }
 
-  private async start(
-    key: StateKey,
-    dialog: Dialog,
-    message: InboundMessage,
-    hasState: boolean,
-    log: object,
-  ): Promise<TurnResult> {
+  /** Starts `dialog` with `message`; `replacing`: a state exists and is to be replaced or removed. */
+  private async start(dialog: Dialog, message: InboundMessage, replacing: boolean, log: TurnLog): Promise<Plan> {
+    log.dialog = dialog.name;
     const messages = [message];
     const outcome = await replay(dialog, messages, [], contextOf(messages));
     if (outcome.kind === 'handed-back') {
@@ -157,41 +203,45 @@ export class DialogEngine {
         { ...log, dialog: dialog.name },
         `dialog ${dialog.name} handed back its opening message; not routed again, so dialogs cannot loop`,
       );
-      if (hasState) await this.store.delete(key);
-      return { reply: undefined, outcome: 'no-reply', dialog: dialog.name };
+      const result: TurnResult = { reply: undefined, outcome: 'no-reply', dialog: dialog.name };
+      return replacing ? { result, next: undefined } : { result };
     }
-    if (outcome.kind === 'ended' && hasState) await this.store.delete(key);
-    return this.settle(key, dialog, messages, outcome, 'started');
-  }
-
-  private async settle(
-    key: StateKey,
-    dialog: Dialog,
-    messages: readonly InboundMessage[],
-    outcome: Exclude<ReplayOutcome, { kind: 'handed-back' }>,
-    whenWaiting: 'started' | 'continued',
-  ): Promise<TurnResult> {
+    const state = { dialog: dialog.name, version: dialog.version, messages, effects: outcome.effects };
     if (outcome.kind === 'waiting') {
-      const state: DialogState = { dialog: dialog.name, version: dialog.version, messages, effects: outcome.effects };
-      await this.store.save(key, state, this.ttlSeconds);
-      return { reply: outcome.reply, outcome: whenWaiting, dialog: dialog.name };
+      return { result: { reply: outcome.reply, outcome: 'started', dialog: dialog.name }, next: state };
     }
-    if (whenWaiting === 'continued') await this.store.delete(key);
-    return { reply: outcome.reply, outcome: 'ended', dialog: dialog.name };
+    // A dialog that ended on its first message keeps no state, unless it recorded effects: then a
+    // retry must replay them rather than run them again.
+    const result: TurnResult = { reply: outcome.reply, outcome: 'ended', dialog: dialog.name };
+    if (outcome.effects.length > 0) return { result, next: { ...state, ended: true } };
+    return replacing ? { result, next: undefined } : { result };
   }
 
-  private async fail(key: StateKey, err: unknown, log: object, clearState: boolean): Promise<TurnResult> {
+  private async fail(key: StateKey, err: unknown, log: object, snapshot: Snapshot | undefined): Promise<TurnResult> {
     this.logger.error({ ...log, err }, 'turn failed; the user gets the apology');
-    if (clearState) {
+    // A dialog that threw loses its state (unless another turn changed it meanwhile); a store
+    // failure leaves the state as it was.
+    if (snapshot?.state !== undefined && !(err instanceof StoreUnavailableError)) {
       try {
-        await this.store.delete(key);
-      } catch (deleteError) {
-        this.logger.error({ ...log, err: deleteError }, 'could not clear the state after a failed turn');
+        await this.store.commit(key, snapshot, undefined, this.ttlSeconds);
+      } catch (clearError) {
+        this.logger.error({ ...log, err: clearError }, 'could not clear the state after a failed turn');
       }
     }
     return { reply: this.apology, outcome: 'failed' };
   }
 }
+
+/** The fields every log line of a turn carries; `dialog` is the one running (when known). */
+interface TurnLog {
+  openid: string;
+  MsgId: string | undefined;
+  MsgType: string;
+  dialog?: string | undefined;
+}
+
+/** What a turn will answer, and the state to commit: `next` absent means "write nothing". */
+type Plan = { readonly result: TurnResult } | { readonly result: TurnResult; readonly next: DialogState | undefined };
 
 function contextOf(messages: readonly InboundMessage[]): DialogContext {
   const first = messages[0] as InboundMessage;

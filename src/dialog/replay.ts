@@ -20,8 +20,8 @@ import type { JsonValue, RecordedEffect } from './store/store.js';
 export type ReplayOutcome =
   /** It yielded `reply` and waits for the next message; `effects` includes any recorded this turn. */
   | { readonly kind: 'waiting'; readonly reply: Reply | undefined; readonly effects: readonly RecordedEffect[] }
-  /** It returned: the dialog is over. */
-  | { readonly kind: 'ended'; readonly reply: Reply | undefined }
+  /** It returned: the dialog is over. `effects` includes any recorded this turn. */
+  | { readonly kind: 'ended'; readonly reply: Reply | undefined; readonly effects: readonly RecordedEffect[] }
   /** It returned `handBack()`: the message goes back to the router. */
   | { readonly kind: 'handed-back' };
 
@@ -89,7 +89,10 @@ async function runEffect(work: () => unknown): Promise<RecordedEffect> {
 /**
  * Replays `dialog` over `messages` (the opening message first; never empty) with the effects
  * recorded so far, and reports what the dialog does with the last message. Effects the dialog asks
- * for past the recorded ones run now and are returned with a `waiting` outcome.
+ * for past the recorded ones run now and are returned with the outcome.
+ *
+ * With `prefix: true`, `messages` is a prefix of the dialog's history (to answer a WeChat retry of
+ * an earlier message): effects recorded for later messages are then left unused, not an error.
  *
  * @throws {DialogRuntimeError} when the dialog is not deterministic (it ends, or asks for an
  *   effect that was never recorded, before the last message), or gives something that is not a reply.
@@ -100,7 +103,9 @@ export async function replay(
   messages: readonly InboundMessage[],
   recorded: readonly RecordedEffect[],
   context: DialogContext,
+  options: { readonly prefix?: boolean } = {},
 ): Promise<ReplayOutcome> {
+  const prefix = options.prefix === true;
   const [first] = messages;
   if (first === undefined) throw new DialogRuntimeError(`dialog ${dialog.name}: replay needs at least one message`);
   const last = messages.length - 1;
@@ -118,9 +123,9 @@ export async function replay(
   for (;;) {
     if (step.done === true) {
       if (current < last) throw notDeterministic('it ended', current);
-      if (usedEffects < effects.length) throw notDeterministic('it skipped recorded effects', current);
+      if (!prefix && usedEffects < effects.length) throw notDeterministic('it skipped recorded effects', current);
       if (step.value instanceof HandBack) return { kind: 'handed-back' };
-      return { kind: 'ended', reply: toReply(dialog, step.value) };
+      return { kind: 'ended', reply: toReply(dialog, step.value), effects };
     }
     const yielded = step.value;
     if (yielded instanceof EffectRequest) {
@@ -139,7 +144,7 @@ export async function replay(
     }
     const reply: DialogReply = yielded;
     if (current === last) {
-      if (usedEffects < effects.length) throw notDeterministic('it skipped recorded effects', current);
+      if (!prefix && usedEffects < effects.length) throw notDeterministic('it skipped recorded effects', current);
       return { kind: 'waiting', reply: toReply(dialog, reply), effects };
     }
     current += 1;

@@ -43,7 +43,7 @@ afterEach(async () => {
 const contentOf = (reply: Reply | undefined) => (reply?.MsgType === 'text' ? reply.Content : reply);
 
 describe('DialogEngine: turns and state', () => {
-  it('starts a dialog, keeps its messages in the state, and clears the state when it returns', async () => {
+  it('starts a dialog, keeps its messages in the state, and marks the state ended when it returns', async () => {
     const { say, stateOf } = setup([{ match: { text: 'echo' }, dialog: echo }]);
     expect(contentOf(await say('u1', 'echo'))).toBe('start:echo');
     expect((await stateOf('u1'))?.messages.map((m) => (m.MsgType === 'text' ? m.Content : ''))).toEqual(['echo']);
@@ -54,6 +54,9 @@ describe('DialogEngine: turns and state', () => {
     expect(state?.version).toBe(echo.version);
     expect(state?.messages).toHaveLength(3);
     expect(contentOf(await say('u1', 'bye'))).toBe('bye!');
+    // Kept (until its TTL) only to answer WeChat retries; a new message is routed afresh.
+    expect((await stateOf('u1'))?.ended).toBe(true);
+    expect(contentOf(await say('u1', 'a'))).toBe('fallback');
     expect(await stateOf('u1')).toBeUndefined();
   });
 
@@ -120,7 +123,7 @@ describe('DialogEngine: turns and state', () => {
     const { say, stateOf } = setup([{ match: { text: 'hi' }, dialog: asyncDialog }]);
     expect(await say('u1', 'hi')).toEqual(text('你叫什么名字？'));
     expect(await say('u1', '小明')).toEqual(text('你好，小明'));
-    expect(await stateOf('u1')).toBeUndefined();
+    expect((await stateOf('u1'))?.ended).toBe(true);
   });
 
   it('a yield with no value answers nothing and waits for the next message', async () => {
@@ -379,7 +382,10 @@ describe('DialogEngine: failures', () => {
     const memory = new MemoryStore({ sweepIntervalMs: 0 });
     stores.push(memory);
     let broken = false;
+    const down = () => Promise.reject(new StoreUnavailableError('down'));
     const flaky: DialogStore = {
+      read: (key) => (broken ? down() : memory.read(key)),
+      commit: (key, seen, next, ttl) => (broken ? down() : memory.commit(key, seen, next, ttl)),
       load: (key: StateKey) => (broken ? Promise.reject(new StoreUnavailableError('down')) : memory.load(key)),
       save: (key, state, ttl) => (broken ? Promise.reject(new StoreUnavailableError('down')) : memory.save(key, state, ttl)),
       delete: (key) => (broken ? Promise.reject(new StoreUnavailableError('down')) : memory.delete(key)),
@@ -442,6 +448,11 @@ describe('DialogEngine: one user, messages at once', () => {
     const slowStore = new MemoryStore({ sweepIntervalMs: 0 });
     stores.push(slowStore);
     const delayed: DialogStore = {
+      read: async (key) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return slowStore.read(key);
+      },
+      commit: (key, seen, next, ttl) => slowStore.commit(key, seen, next, ttl),
       load: async (key) => {
         await new Promise((r) => setTimeout(r, 5));
         return slowStore.load(key);
@@ -468,11 +479,11 @@ describe('DialogEngine: options', () => {
   it('passes the TTL to the store on every turn', async () => {
     const store = new MemoryStore({ sweepIntervalMs: 0 });
     stores.push(store);
-    const save = vi.spyOn(store, 'save');
+    const commit = vi.spyOn(store, 'commit');
     const router = createRouter({ routes: [{ match: { text: 'echo' }, dialog: echo }], fallback: null });
     const engine = new DialogEngine({ router, store, ttlSeconds: 7 });
     await engine.handle(textFrom('u1', 'echo'));
     await engine.handle(textFrom('u1', 'a'));
-    expect(save.mock.calls.map((c) => c[2])).toEqual([7, 7]);
+    expect(commit.mock.calls.map((c) => c[3])).toEqual([7, 7]);
   });
 });

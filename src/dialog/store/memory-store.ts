@@ -9,7 +9,7 @@
  */
 import { stateKeyString } from './keys.js';
 import { decodeState, encodeState } from './state-codec.js';
-import { type DialogState, type DialogStore, type StateKey, StoreUnavailableError } from './store.js';
+import { type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -70,6 +70,27 @@ export class MemoryStore implements DialogStore {
   async save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void> {
     assertTtlSeconds(ttlSeconds);
     this.writeEncoded(key, encodeState(state), ttlSeconds);
+  }
+
+  /** @inheritDoc */
+  async read(key: StateKey): Promise<Snapshot> {
+    const token = this.readEncoded(key) ?? '';
+    return { state: token === '' ? undefined : decodeState(token), token };
+  }
+
+  /**
+   * @inheritDoc
+   * Compares the stored string with the snapshot's and writes in the same synchronous step, so no
+   * other turn in this process can come in between.
+   * @throws {RangeError} when `ttlSeconds` is not a positive integer.
+   */
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean> {
+    assertTtlSeconds(ttlSeconds);
+    const encoded = next === undefined ? undefined : encodeState(next);
+    if ((this.readEncoded(key) ?? '') !== expected.token) return false;
+    if (encoded === undefined) this.#entries.delete(stateKeyString('', key));
+    else this.writeEncoded(key, encoded, ttlSeconds);
+    return true;
   }
 
   /** @inheritDoc */

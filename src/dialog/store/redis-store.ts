@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { stateKeyString } from './keys.js';
 import { decodeState, encodeState } from './state-codec.js';
-import { type DialogState, type DialogStore, type StateKey, StoreUnavailableError } from './store.js';
+import { type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -35,6 +35,28 @@ const QUIT_TIMEOUT_MS = 2_000;
  */
 const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'reconnecting', 'close']);
 
+/**
+ * Compare-and-set of one state key (see {@link RedisStore.commit}):
+ * KEYS[1] the state key; ARGV[1] the value the caller read ('' = absent); ARGV[2] the new value
+ * ('' = delete); ARGV[3] the TTL in seconds. Returns 1 when written, 0 when the value had changed.
+ */
+const COMMIT_SCRIPT = `
+local current = redis.call('GET', KEYS[1])
+if current == false then current = '' end
+if current ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+end
+return 1
+`;
+
+/** The client with the commit script defined on it (ioredis `defineCommand`: EVALSHA, falling back to EVAL). */
+type ScriptedRedis = Redis & {
+  dialogCommit(key: string, expected: string, next: string, ttlSeconds: number): Promise<number>;
+};
+
 /** How long a write waits for the connection when the client has no `commandTimeout`, in ms. */
 const DEFAULT_WRITE_WAIT_MS = 1_000;
 
@@ -48,13 +70,37 @@ const DEFAULT_WRITE_WAIT_MS = 1_000;
  * while Redis is down.
  */
 export class RedisStore implements DialogStore {
-  readonly #redis: Redis;
+  readonly #redis: ScriptedRedis;
   readonly #keyPrefix: string;
 
   /** @param options - the client (the store owns it from now on) and the key prefix; nothing is sent yet. */
   constructor(options: RedisStoreOptions) {
-    this.#redis = options.redis;
+    options.redis.defineCommand('dialogCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
+    this.#redis = options.redis as ScriptedRedis;
     this.#keyPrefix = options.keyPrefix;
+  }
+
+  /** @inheritDoc `GET`: the token is the stored value itself. */
+  async read(key: StateKey): Promise<Snapshot> {
+    const raw = await this.#run('GET', () => this.#redis.get(this.#key(key)));
+    return raw === null ? { state: undefined, token: '' } : { state: decodeState(raw), token: raw };
+  }
+
+  /**
+   * @inheritDoc
+   * One Lua script (one round trip): compares the stored value with the one `read` returned and, if
+   * equal, `SET … EX ttlSeconds` (or `DEL`). Redis runs a script atomically, so two processes can
+   * never both commit over the same value. Sent only on a ready connection, like `save`.
+   * @throws {RangeError} when `ttlSeconds` is not a positive integer.
+   */
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean> {
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
+      throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
+    }
+    const value = next === undefined ? '' : encodeState(next);
+    await this.#whenReadyForWrite('EVALSHA');
+    const written = await this.#run('EVALSHA', () => this.#redis.dialogCommit(this.#key(key), expected.token, value, ttlSeconds));
+    return written === 1;
   }
 
   /**

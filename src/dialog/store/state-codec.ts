@@ -2,7 +2,7 @@
  * The stored form of a {@link DialogState}: one JSON string, wrapped in a versioned envelope.
  *
  * ```json
- * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}]}
+ * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}],"ended":true}
  * ```
  *
  * `f` is the format version of this envelope (not the dialog's version). A value written in another
@@ -19,7 +19,7 @@ import type { DialogState, JsonValue, RecordedEffect } from './store.js';
 export const STATE_FORMAT_VERSION = 1;
 
 /**
- * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"}`.
+ * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"[,"ended":true]}`.
  * Fields that are `undefined` are dropped (an effect `{ ok: undefined }` is stored as `{}`).
  * @throws {TypeError} only when `state` holds something JSON cannot represent (a cycle or a
  *   `bigint`), which the {@link DialogState} type does not allow.
@@ -31,6 +31,7 @@ export function encodeState(state: DialogState): string {
     version: state.version,
     messages: state.messages,
     effects: state.effects,
+    ...(state.ended === true ? { ended: true } : {}),
   });
 }
 
@@ -39,7 +40,7 @@ export function encodeState(state: DialogState): string {
  * has another format version `f`, or does not have the shape of a state: `dialog` and `version`
  * strings; `messages` a non-empty array of objects with string `MsgType`, `FromUserName`,
  * `ToUserName`, a finite number `CreateTime` and, when present, a string `MsgId`; `effects` an array
- * of objects holding either a string `error` or an optional `ok` (not both).
+ * of objects holding either a string `error` or an optional `ok` (not both); `ended`, when present, `true`.
  * Unknown top-level fields and unknown effect fields are dropped.
  */
 export function decodeState(raw: string): DialogState | undefined {
@@ -50,7 +51,8 @@ export function decodeState(raw: string): DialogState | undefined {
     return undefined;
   }
   if (!isObject(parsed) || parsed.f !== STATE_FORMAT_VERSION) return undefined;
-  const { dialog, version, messages, effects } = parsed;
+  const { dialog, version, messages, effects, ended } = parsed;
+  if (ended !== undefined && ended !== true) return undefined;
   if (typeof dialog !== 'string' || typeof version !== 'string') return undefined;
   if (!Array.isArray(messages) || messages.length === 0 || !messages.every(isMessage)) return undefined;
   if (!Array.isArray(effects)) return undefined;
@@ -60,7 +62,7 @@ export function decodeState(raw: string): DialogState | undefined {
     if (!decoded) return undefined;
     decodedEffects.push(decoded);
   }
-  return { dialog, version, messages, effects: decodedEffects };
+  return { dialog, version, messages, effects: decodedEffects, ...(ended === true ? { ended: true } : {}) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -36,6 +36,22 @@ export interface DialogState {
   readonly messages: readonly InboundMessage[];
   /** Results of `record()` calls, in the order the dialog made them. */
   readonly effects: readonly RecordedEffect[];
+  /**
+   * The dialog has ended (at its last message). The state is kept until its TTL runs out only so
+   * that a WeChat retry of one of its messages gets the same reply; new messages are routed afresh.
+   */
+  readonly ended?: boolean;
+}
+
+/**
+ * What {@link DialogStore.read} saw: the state, and an opaque token that {@link DialogStore.commit}
+ * uses to check that nothing changed in between.
+ */
+export interface Snapshot {
+  /** The state, or `undefined` when there is none (absent, expired or unreadable). */
+  readonly state: DialogState | undefined;
+  /** The stored value as read (`''` when absent). Opaque: only pass it back to `commit`. */
+  readonly token: string;
 }
 
 /**
@@ -55,6 +71,20 @@ export interface DialogStore {
    * @throws {StoreUnavailableError} when the backend cannot be reached.
    */
   save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void>;
+  /**
+   * Reads the state for `key` with a token for {@link commit} (compare-and-set).
+   * @throws {StoreUnavailableError} when the backend cannot be reached.
+   */
+  read(key: StateKey): Promise<Snapshot>;
+  /**
+   * Atomically: if what is stored for `key` is still what `expected` saw, writes `next` with a time
+   * to live of `ttlSeconds` (or removes the state when `next` is `undefined`) and returns `true`;
+   * otherwise writes nothing and returns `false` (another turn got there first: read again).
+   * @param ttlSeconds - time to live in **seconds**, a positive integer.
+   * @throws {StoreUnavailableError} when the backend cannot be reached; the state is then either
+   *   fully written or untouched.
+   */
+  commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean>;
   /**
    * Removes the state for `key` (no error when there is none).
    * @throws {StoreUnavailableError} when the backend cannot be reached.

@@ -1,0 +1,26 @@
+/**
+ * What makes two pushes the same message: WeChat retries a push it got no answer to within 5 s
+ * (3 attempts in all), with the same identity.
+ *
+ * Source: 接收普通消息 ("关于重试的消息排重，推荐使用msgid排重") and 接收事件推送 ("关于重试的消息排重，
+ * 推荐使用FromUserName + CreateTime 排重").
+ *
+ * @module
+ */
+import type { InboundMessage } from './messages.js';
+
+/**
+ * The identity WeChat keeps across retries of one push: `FromUserName` + `MsgId` for messages,
+ * `FromUserName` + `CreateTime` + `Event` for events (and `CreateTime` + the raw `MsgType` for an
+ * unknown type without `MsgId`). A string; `MsgId` stays exact (never a number).
+ * @example messageIdentity(text) // 'oUser…|m|7300000000000000001'
+ */
+export function messageIdentity(message: InboundMessage): string {
+  if (message.MsgType === 'event') {
+    const event = message.Event === 'unknown' ? message.RawEvent : message.Event;
+    return `${message.FromUserName}|e|${message.CreateTime}|${event}`;
+  }
+  if (message.MsgId !== undefined) return `${message.FromUserName}|m|${message.MsgId}`;
+  const type = message.MsgType === 'unknown' ? message.RawMsgType : message.MsgType;
+  return `${message.FromUserName}|u|${message.CreateTime}|${type}`;
+}

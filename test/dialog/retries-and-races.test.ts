@@ -1,0 +1,140 @@
+/**
+ * WeChat retries and simultaneous messages, with two engines sharing one store: two server
+ * processes, each with its own in-process queue, so their turns really race on the store. Runs on
+ * every store (memory, ioredis-mock, and real Redis when REDIS_URL is set).
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defineDialog, record } from '../../src/dialog/dialog.js';
+import { DialogEngine, type TurnResult } from '../../src/dialog/engine.js';
+import { createRouter } from '../../src/dialog/router.js';
+import type { InboundMessage, TextMessage } from '../../src/wechat/messages.js';
+import { text } from '../../src/wechat/replies.js';
+import { ACCOUNT, eventFrom, textFrom } from '../support/messages.js';
+import { storeFactories, type StoreUnderTest } from '../support/stores.js';
+
+/** Sums the numbers it is sent; `=` ends it with the total. Counts how often its effect runs. */
+let effectRuns = 0;
+const adder = defineDialog('adder', function* () {
+  const id = yield* record(() => `run-${(effectRuns += 1)}`);
+  let sum = 0;
+  let message = yield text(`0 (${id})`);
+  while (!(message.MsgType === 'text' && message.Content === '=')) {
+    sum += message.MsgType === 'text' ? Number(message.Content) : 0;
+    message = yield text(`${sum}`);
+  }
+  return text(`total ${sum}`);
+});
+const welcome = defineDialog('welcome', function* () {
+  return text('welcome');
+});
+const router = createRouter({
+  routes: [
+    { match: { text: 'add' }, dialog: adder },
+    { match: { event: 'subscribe' }, dialog: welcome },
+  ],
+  fallback: null,
+});
+
+const contentOf = (result: TurnResult) => (result.reply?.MsgType === 'text' ? result.reply.Content : undefined);
+
+describe.each(storeFactories())('retries and races on $name', (factory) => {
+  let s: StoreUnderTest;
+  let processA: DialogEngine;
+  let processB: DialogEngine;
+  beforeEach(async () => {
+    s = await factory.create();
+    processA = new DialogEngine({ router, store: s.store, ttlSeconds: 60 });
+    processB = new DialogEngine({ router, store: s.store, ttlSeconds: 60 });
+    effectRuns = 0;
+  });
+  afterEach(async () => {
+    await s.cleanup();
+  });
+  const stateOf = (openid: string) => s.store.load({ account: ACCOUNT, openid });
+
+  it('a retry (same MsgId) gets the same reply and counts once, sequentially and on either process', async () => {
+    const u = 'oRetrySeq';
+    await processA.handle(textFrom(u, 'add'));
+    const five = textFrom(u, '5');
+    expect(contentOf(await processA.handle(five))).toBe('5');
+    expect(contentOf(await processA.handle(five))).toBe('5');
+    expect(contentOf(await processB.handle(five))).toBe('5');
+    expect((await stateOf(u))?.messages).toHaveLength(2);
+    expect(contentOf(await processB.handle(textFrom(u, '2')))).toBe('7');
+  });
+
+  it('three concurrent attempts of one message across two processes: identical replies, counted once', async () => {
+    const u = 'oRetryConc';
+    await processA.handle(textFrom(u, 'add'));
+    const five = textFrom(u, '5');
+    const replies = await Promise.all([processA.handle(five), processB.handle(five), processB.handle(five)]);
+    expect(replies.map(contentOf)).toEqual(['5', '5', '5']);
+    expect((await stateOf(u))?.messages).toHaveLength(2);
+    expect(contentOf(await processA.handle(textFrom(u, '1')))).toBe('6');
+  });
+
+  it('a retry of the opening message gets the opening reply; the recorded effect is not run again', async () => {
+    const u = 'oRetryOpen';
+    const open = textFrom(u, 'add');
+    const first = contentOf(await processA.handle(open));
+    expect(first).toBe('0 (run-1)');
+    expect(contentOf(await processB.handle(open))).toBe(first);
+    expect(effectRuns).toBe(1);
+  });
+
+  it('a retry of an earlier message gets the reply it got then', async () => {
+    const u = 'oRetryEarlier';
+    await processA.handle(textFrom(u, 'add'));
+    const five = textFrom(u, '5');
+    await processA.handle(five);
+    await processA.handle(textFrom(u, '3'));
+    expect(contentOf(await processB.handle(five))).toBe('5');
+    expect((await stateOf(u))?.messages).toHaveLength(3);
+  });
+
+  it('a retry of the message that ended the dialog gets the last reply, not a new dialog', async () => {
+    const u = 'oRetryEnd';
+    await processA.handle(textFrom(u, 'add'));
+    await processA.handle(textFrom(u, '4'));
+    const equals = textFrom(u, '=');
+    expect(contentOf(await processA.handle(equals))).toBe('total 4');
+    expect(contentOf(await processB.handle(equals))).toBe('total 4');
+    expect((await stateOf(u))?.ended).toBe(true);
+  });
+
+  it('an event retried (same FromUserName, CreateTime, Event) gets the same reply', async () => {
+    const u = 'oRetryEvent';
+    const subscribe = eventFrom(u, 'subscribe');
+    const replies = await Promise.all([processA.handle(subscribe), processB.handle(subscribe)]);
+    expect(replies.map(contentOf)).toEqual(['welcome', 'welcome']);
+  });
+
+  it('a MsgId beyond 2^53 is matched exactly: a neighbouring id is a different message', async () => {
+    const u = 'oBigIds';
+    await processA.handle(textFrom(u, 'add'));
+    const base: TextMessage = { ToUserName: ACCOUNT, FromUserName: u, CreateTime: 1_700_000_000, MsgType: 'text', Content: '1', MsgId: '9007199254740993' };
+    const neighbour: TextMessage = { ...base, MsgId: '9007199254740992' }; // equal as JS numbers
+    expect(contentOf(await processA.handle(base))).toBe('1');
+    expect(contentOf(await processB.handle(neighbour))).toBe('2');
+    expect(contentOf(await processB.handle(base))).toBe('1');
+  });
+
+  it('two different messages of one user at once, on two processes: the replies of some sequential order', async () => {
+    const users = Array.from({ length: 20 }, (_, i) => `oRace${i}`);
+    await Promise.all(users.map((u) => processA.handle(textFrom(u, 'add'))));
+    const outcomes = await Promise.all(
+      users.map(async (u) => {
+        const [two, three] = [textFrom(u, '2'), textFrom(u, '3')];
+        const [r2, r3] = await Promise.all([processA.handle(two), processB.handle(three)]);
+        return { u, replies: [contentOf(r2), contentOf(r3)] };
+      }),
+    );
+    for (const { u, replies } of outcomes) {
+      // 2 then 3 -> ['2', '5']; 3 then 2 -> ['5', '3']
+      expect([['2', '5'], ['5', '3']], `${u}: ${JSON.stringify(replies)}`).toContainEqual(replies);
+      const state = await stateOf(u);
+      expect(state?.messages.map((m: InboundMessage) => (m.MsgType === 'text' ? m.Content : '')).sort()).toEqual(['2', '3', 'add']);
+    }
+    for (const u of users) expect(contentOf(await processB.handle(textFrom(u, '=')))).toBe('total 5');
+  });
+});
