@@ -24,6 +24,10 @@ export interface Config {
   readonly redisKeyPrefix: string;
   /** `APOLOGY_TEXT`: the reply when a dialog fails or Redis does not answer. */
   readonly apologyText: string;
+  /** `DIALOG_MAX_MESSAGES`: most messages one dialog may receive; one more ends it. @default 100 */
+  readonly dialogMaxMessages: number;
+  /** `WEB_CONCURRENCY`: how many server processes to run (Node's cluster module); > 1 needs Redis. @default 1 */
+  readonly webConcurrency: number;
   /** `LOG_LEVEL`: pino level. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -77,6 +81,8 @@ const schema = z.object({
       .regex(/^[^\s{}]{1,64}$/, 'must be 1 to 64 characters without spaces or braces (braces are the hash tag)')
       .default('wechat-dialog:'),
   ),
+  DIALOG_MAX_MESSAGES: z.preprocess(emptyAsUndefined, integer(1, 10_000).default(100)),
+  WEB_CONCURRENCY: z.preprocess(emptyAsUndefined, integer(1, 64).default(1)),
   APOLOGY_TEXT: z.preprocess(emptyAsUndefined, z.string().default('抱歉，出了点问题，请稍后再试。')),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
@@ -102,6 +108,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(variable, `${variable} ${issue?.message ?? 'is invalid'}`);
   }
   const e = result.data;
+  if (e.WEB_CONCURRENCY > 1 && e.REDIS_URL === undefined) {
+    throw new ConfigError(
+      'WEB_CONCURRENCY',
+      'WEB_CONCURRENCY above 1 needs REDIS_URL: without Redis each process would keep its own dialog state',
+    );
+  }
   return {
     token: e.WECHAT_TOKEN,
     host: e.HOST,
@@ -111,6 +123,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     dialogTtlSeconds: e.DIALOG_TTL_SECONDS,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     apologyText: e.APOLOGY_TEXT,
+    dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
+    webConcurrency: e.WEB_CONCURRENCY,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -32,6 +32,14 @@ export interface EngineOptions {
   readonly apology?: Reply;
   /** Where to log. @default no logging */
   readonly logger?: EngineLogger;
+  /**
+   * Most messages one dialog may receive. A dialog that has them all and gets one more ends with
+   * `tooLongReply` instead (every turn replays the whole history, so it must stay bounded).
+   * @default 100
+   */
+  readonly maxMessages?: number;
+  /** The reply when a dialog reaches `maxMessages`. @default text('这段对话太长了，已自动结束。请重新开始。') */
+  readonly tooLongReply?: Reply;
 }
 
 /** How a turn ended; for logs and tests. */
@@ -49,6 +57,9 @@ export interface TurnResult {
   /** The dialog that produced the reply, if any. */
   readonly dialog?: string;
 }
+
+/** The default reply when a dialog reaches its message limit. */
+export const DEFAULT_TOO_LONG_REPLY: Reply = text('这段对话太长了，已自动结束。请重新开始。');
 
 /** How many times a turn starts over when another process changed the state meanwhile. */
 export const MAX_TURN_ATTEMPTS = 5;
@@ -77,6 +88,8 @@ export class DialogEngine {
   private readonly ttlSeconds: number;
   private readonly apology: Reply;
   private readonly logger: EngineLogger;
+  private readonly maxMessages: number;
+  private readonly tooLongReply: Reply;
   private readonly queue = new KeyedQueue();
 
   constructor(options: EngineOptions) {
@@ -85,8 +98,13 @@ export class DialogEngine {
     this.ttlSeconds = options.ttlSeconds ?? 60;
     this.apology = options.apology ?? DEFAULT_APOLOGY;
     this.logger = options.logger ?? silentLogger;
+    this.maxMessages = options.maxMessages ?? 100;
+    this.tooLongReply = options.tooLongReply ?? DEFAULT_TOO_LONG_REPLY;
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) {
       throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${this.ttlSeconds}`);
+    }
+    if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
+      throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }
   }
 
@@ -137,6 +155,10 @@ export class DialogEngine {
     const decision = this.router.decide(message, active !== undefined);
     if (decision.kind === 'continue' && active !== undefined && stored !== undefined) {
       log.dialog = active.name;
+      if (stored.messages.length >= this.maxMessages) {
+        this.logger.warn({ ...log, limit: this.maxMessages }, `dialog ${active.name} reached ${this.maxMessages} messages and was ended`);
+        return { result: { reply: this.tooLongReply, outcome: 'ended', dialog: active.name }, next: undefined };
+      }
       const messages = [...stored.messages, message];
       const outcome = await replay(active, messages, stored.effects, contextOf(messages));
       if (outcome.kind === 'waiting') {

@@ -468,6 +468,32 @@ describe('DialogEngine: one user, messages at once', () => {
   });
 });
 
+describe('DialogEngine: bounds', () => {
+  it('a dialog that has maxMessages messages and gets one more ends with the too-long reply, and no state is kept', async () => {
+    const store = new MemoryStore({ sweepIntervalMs: 0 });
+    stores.push(store);
+    const logger = capturingLogger();
+    const router = createRouter({ routes: [{ match: { text: 'echo' }, dialog: echo }], fallback });
+    const engine = new DialogEngine({ router, store, maxMessages: 3, logger });
+    const say = async (c: string) => contentOf((await engine.handle(textFrom('u1', c))).reply);
+    expect(await say('echo')).toBe('start:echo');
+    expect(await say('a')).toBe('echo:a');
+    expect(await say('b')).toBe('echo:b');
+    expect(await say('c')).toBe('这段对话太长了，已自动结束。请重新开始。');
+    expect(await store.load({ account: ACCOUNT, openid: 'u1' })).toBeUndefined();
+    expect(logger.lines.some((l) => l.level === 'warn' && l.message.includes('reached 3 messages'))).toBe(true);
+    expect(await say('d')).toBe('fallback');
+  });
+
+  it('defaults to 100 messages', async () => {
+    const { say, stateOf } = setup([{ match: { text: 'echo' }, dialog: echo }]);
+    await say('u1', 'echo');
+    for (let i = 1; i < 100; i += 1) await say('u1', `m${i}`);
+    expect((await stateOf('u1'))?.messages).toHaveLength(100);
+    expect(contentOf(await say('u1', 'one more'))).toBe('这段对话太长了，已自动结束。请重新开始。');
+  });
+});
+
 describe('DialogEngine: options', () => {
   it('rejects a TTL that is not a positive whole number of seconds', () => {
     const router = createRouter({ routes: [], fallback: null });

@@ -1,0 +1,73 @@
+/**
+ * One server: store, engine, app, listening. Used by `main.ts` directly (one process) or in each
+ * worker of `cluster.ts` (several processes sharing one port and one Redis).
+ *
+ * @module
+ */
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { router } from '../dialogs/router.js';
+import type { Config } from './config.js';
+import { DialogEngine } from './dialog/engine.js';
+import { MemoryStore } from './dialog/store/memory-store.js';
+import { RedisStore, createRedisClient } from './dialog/store/redis-store.js';
+import type { DialogStore } from './dialog/store/store.js';
+import { createApp } from './http/app.js';
+import { text } from './wechat/replies.js';
+
+/** A running server. */
+export interface RunningServer {
+  /** Stops accepting connections, lets requests in flight finish, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+function createStore(config: Config, logger: Logger): DialogStore {
+  if (config.redisUrl === undefined) {
+    logger.info('REDIS_URL is not set: dialog state is kept in this process only (development mode)');
+    return new MemoryStore();
+  }
+  const redis = createRedisClient(config.redisUrl, {
+    onError: (err) => logger.warn({ err: err.message }, 'Redis connection error'),
+  });
+  logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis at ${redactUrl(config.redisUrl)}`);
+  return new RedisStore({ redis, keyPrefix: config.redisKeyPrefix });
+}
+
+/**
+ * Starts listening on `config.host:config.port`.
+ * @throws when the port cannot be bound (the error of `server.listen`).
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const store = createStore(config, logger);
+  const engine = new DialogEngine({
+    router,
+    store,
+    ttlSeconds: config.dialogTtlSeconds,
+    maxMessages: config.dialogMaxMessages,
+    apology: text(config.apologyText),
+    logger,
+  });
+  const app = createApp({ token: config.token, path: config.path, engine, logger });
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  logger.info(
+    { host: config.host, port: config.port, path: config.path, dialogTtlSeconds: config.dialogTtlSeconds },
+    `listening on http://${config.host}:${config.port}${config.path}`,
+  );
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          void store.close().finally(resolve);
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
