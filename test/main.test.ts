@@ -112,12 +112,36 @@ describe('the server process', () => {
     expect(server.output()).toContain('shutting down');
   }, 60_000);
 
+  it.runIf(Boolean(process.env.REDIS_URL))('WEB_CONCURRENCY=2: two worker processes on one port, sharing Redis; SIGTERM stops them all', async () => {
+    const port = await freePort();
+    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      WECHAT_TOKEN: 'maintest123',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: process.env.REDIS_URL ?? '',
+      REDIS_KEY_PREFIX: `test:cluster:${process.pid}:`,
+      DIALOG_TTL_SECONDS: '5',
+      WEB_CONCURRENCY: '2',
+    });
+    const listening = () => server.output().split('\n').filter((line) => line.includes('listening on'));
+    await waitFor(() => listening().length === 2, 'two workers listening', server);
+    expect(server.output()).toContain('starting 2 server processes (WEB_CONCURRENCY)');
+    const workerPids = listening().map((line) => (JSON.parse(line) as { pid: number }).pid);
+    expect(new Set(workerPids).size).toBe(2);
+    expect(workerPids).not.toContain(server.child.pid);
+    await talk(port);
+    signal(server.child, 'SIGTERM');
+    expect(await server.exited).toBe(0);
+    for (const pid of workerPids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 60_000);
+
   it.each([
     [{}, /^config error: WECHAT_TOKEN is required/],
     [{ WECHAT_TOKEN: 'no' }, /^config error: WECHAT_TOKEN must be 3 to 32 letters or digits/],
     [{ WECHAT_TOKEN: 'abc123', PORT: 'eighty' }, /^config error: PORT must be a whole number from 1 to 65535/],
     [{ WECHAT_TOKEN: 'abc123', REDIS_URL: 'localhost:6379' }, /^config error: REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ WECHAT_TOKEN: 'abc123', DIALOG_TTL_SECONDS: '0' }, /^config error: DIALOG_TTL_SECONDS must be a whole number/],
+    [{ WECHAT_TOKEN: 'abc123', WEB_CONCURRENCY: '2' }, /^config error: WEB_CONCURRENCY above 1 needs REDIS_URL/],
   ] as Array<[Record<string, string>, RegExp]>)('a bad config %j stops startup with one line naming the variable', async (env, line) => {
     const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], env);
     expect(await server.exited).toBe(1);
