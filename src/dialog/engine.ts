@@ -126,11 +126,13 @@ export class DialogEngine {
     const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
     let snapshot: Snapshot | undefined;
     try {
+      snapshot = await this.store.read(key);
       for (let attempt = 1; ; attempt += 1) {
-        snapshot = await this.store.read(key);
         const plan = await this.plan(snapshot.state, message, log);
         if (!('next' in plan)) return plan.result;
-        if (await this.store.commit(key, snapshot, plan.next, this.ttlSeconds)) return plan.result;
+        const commit = await this.store.commit(key, snapshot, plan.next, this.ttlSeconds);
+        if (commit.committed) return plan.result;
+        snapshot = commit.snapshot;
         if (attempt >= MAX_TURN_ATTEMPTS) {
           throw new StoreUnavailableError(
             `the state changed under ${MAX_TURN_ATTEMPTS} attempts in a row: too many messages of one user at once`,

@@ -150,11 +150,11 @@ describe.each(storeFactories())('DialogStore contract: $name', (factory) => {
     const k = key('oCas1');
     const empty = await s.store.read(k);
     expect(empty.state).toBeUndefined();
-    expect(await s.store.commit(k, empty, state('oCas1'), 60)).toBe(true);
+    expect((await s.store.commit(k, empty, state('oCas1'), 60)).committed).toBe(true);
     const first = await s.store.read(k);
     expect(first.state).toEqual(state('oCas1'));
     const next = state('oCas1', { messages: [...state('oCas1').messages, text('oCas1', 'b', '2')] });
-    expect(await s.store.commit(k, first, next, 60)).toBe(true);
+    expect((await s.store.commit(k, first, next, 60)).committed).toBe(true);
     expect(await s.store.load(k)).toEqual(next);
     if (s.rawTtlSeconds) expect(await s.rawTtlSeconds(k)).toBe(60);
   });
@@ -165,11 +165,14 @@ describe.each(storeFactories())('DialogStore contract: $name', (factory) => {
     const seenByB = await s.store.read(k);
     const a = state('oCas2', { dialog: 'a' });
     const b = state('oCas2', { dialog: 'b' });
-    expect(await s.store.commit(k, seenByA, a, 60)).toBe(true);
-    expect(await s.store.commit(k, seenByB, b, 60)).toBe(false);
+    expect((await s.store.commit(k, seenByA, a, 60)).committed).toBe(true);
+    const refused = await s.store.commit(k, seenByB, b, 60);
+    expect(refused.committed).toBe(false);
+    // The refusal carries what is stored instead, ready to plan again from
+    expect(refused.snapshot.state).toEqual(a);
     expect(await s.store.load(k)).toEqual(a);
     // B reads again and then succeeds on top of A
-    expect(await s.store.commit(k, await s.store.read(k), b, 60)).toBe(true);
+    expect((await s.store.commit(k, await s.store.read(k), b, 60)).committed).toBe(true);
     expect((await s.store.load(k))?.dialog).toBe('b');
   });
 
@@ -178,18 +181,18 @@ describe.each(storeFactories())('DialogStore contract: $name', (factory) => {
     await s.store.save(k, state('oCas3'), 60);
     const seen = await s.store.read(k);
     await s.store.save(k, state('oCas3', { dialog: 'other' }), 60);
-    expect(await s.store.commit(k, seen, undefined, 60)).toBe(false);
+    expect((await s.store.commit(k, seen, undefined, 60)).committed).toBe(false);
     expect((await s.store.load(k))?.dialog).toBe('other');
-    expect(await s.store.commit(k, await s.store.read(k), undefined, 60)).toBe(true);
+    expect((await s.store.commit(k, await s.store.read(k), undefined, 60)).committed).toBe(true);
     expect(await s.store.load(k)).toBeUndefined();
   });
 
   it('of many concurrent commits over one snapshot, exactly one wins', async () => {
     const k = key('oCas4');
     const seen = await s.store.read(k);
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => s.store.commit(k, seen, state('oCas4', { dialog: `d${i}` }), 60)),
-    );
+    const results = (
+      await Promise.all(Array.from({ length: 10 }, (_, i) => s.store.commit(k, seen, state('oCas4', { dialog: `d${i}` }), 60)))
+    ).map((r) => r.committed);
     expect(results.filter(Boolean)).toHaveLength(1);
     expect((await s.store.load(k))?.dialog).toBe(`d${results.indexOf(true)}`);
   });

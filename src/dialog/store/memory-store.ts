@@ -8,8 +8,8 @@
  * @module
  */
 import { stateKeyString } from './keys.js';
-import { decodeState, encodeState } from './state-codec.js';
-import { type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
+import { decodeState, encodeState, snapshotOf } from './state-codec.js';
+import { type CommitResult, type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -74,8 +74,7 @@ export class MemoryStore implements DialogStore {
 
   /** @inheritDoc */
   async read(key: StateKey): Promise<Snapshot> {
-    const token = this.readEncoded(key) ?? '';
-    return { state: token === '' ? undefined : decodeState(token), token };
+    return snapshotOf(this.readEncoded(key) ?? '');
   }
 
   /**
@@ -84,13 +83,14 @@ export class MemoryStore implements DialogStore {
    * other turn in this process can come in between.
    * @throws {RangeError} when `ttlSeconds` is not a positive integer.
    */
-  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean> {
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult> {
     assertTtlSeconds(ttlSeconds);
-    const encoded = next === undefined ? undefined : encodeState(next);
-    if ((this.readEncoded(key) ?? '') !== expected.token) return false;
-    if (encoded === undefined) this.#entries.delete(stateKeyString('', key));
+    const encoded = next === undefined ? '' : encodeState(next);
+    const current = this.readEncoded(key) ?? '';
+    if (current !== expected.token) return { committed: false, snapshot: snapshotOf(current) };
+    if (encoded === '') this.#entries.delete(stateKeyString('', key));
     else this.writeEncoded(key, encoded, ttlSeconds);
-    return true;
+    return { committed: true, snapshot: snapshotOf(encoded) };
   }
 
   /** @inheritDoc */

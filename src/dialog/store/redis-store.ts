@@ -8,8 +8,8 @@
  */
 import { Redis } from 'ioredis';
 import { stateKeyString } from './keys.js';
-import { decodeState, encodeState } from './state-codec.js';
-import { type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
+import { decodeState, encodeState, snapshotOf } from './state-codec.js';
+import { type CommitResult, type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -38,12 +38,13 @@ const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'recon
 /**
  * Compare-and-set of one state key (see {@link RedisStore.commit}):
  * KEYS[1] the state key; ARGV[1] the value the caller read ('' = absent); ARGV[2] the new value
- * ('' = delete); ARGV[3] the TTL in seconds. Returns 1 when written, 0 when the value had changed.
+ * ('' = delete); ARGV[3] the TTL in seconds. Returns 1 when written; when the value had changed,
+ * the value stored instead ('' when none), so the caller can plan again without another GET.
  */
 const COMMIT_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end
-if current ~= ARGV[1] then return 0 end
+if current ~= ARGV[1] then return {current} end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
@@ -54,7 +55,7 @@ return 1
 
 /** The client with the commit script defined on it (ioredis `defineCommand`: EVALSHA, falling back to EVAL). */
 type ScriptedRedis = Redis & {
-  dialogCommit(key: string, expected: string, next: string, ttlSeconds: number): Promise<number>;
+  dialogCommit(key: string, expected: string, next: string, ttlSeconds: number): Promise<number | [string]>;
 };
 
 /** How long a write waits for the connection when the client has no `commandTimeout`, in ms. */
@@ -83,7 +84,7 @@ export class RedisStore implements DialogStore {
   /** @inheritDoc `GET`: the token is the stored value itself. */
   async read(key: StateKey): Promise<Snapshot> {
     const raw = await this.#run('GET', () => this.#redis.get(this.#key(key)));
-    return raw === null ? { state: undefined, token: '' } : { state: decodeState(raw), token: raw };
+    return snapshotOf(raw ?? '');
   }
 
   /**
@@ -93,14 +94,15 @@ export class RedisStore implements DialogStore {
    * never both commit over the same value. Sent only on a ready connection, like `save`.
    * @throws {RangeError} when `ttlSeconds` is not a positive integer.
    */
-  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean> {
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult> {
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
       throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
     }
     const value = next === undefined ? '' : encodeState(next);
     await this.#whenReadyForWrite('EVALSHA');
-    const written = await this.#run('EVALSHA', () => this.#redis.dialogCommit(this.#key(key), expected.token, value, ttlSeconds));
-    return written === 1;
+    const reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(this.#key(key), expected.token, value, ttlSeconds));
+    if (reply === 1) return { committed: true, snapshot: snapshotOf(value) };
+    return { committed: false, snapshot: snapshotOf(Array.isArray(reply) ? String(reply[0] ?? '') : '') };
   }
 
   /**

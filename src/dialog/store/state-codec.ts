@@ -13,7 +13,7 @@
  * @module
  */
 import type { InboundMessage } from '../../wechat/messages.js';
-import type { DialogState, JsonValue, RecordedEffect } from './store.js';
+import type { DialogState, JsonValue, RecordedEffect, Snapshot } from './store.js';
 
 /** The envelope format version written by {@link encodeState}; {@link decodeState} accepts only this one. */
 export const STATE_FORMAT_VERSION = 1;
@@ -89,4 +89,9 @@ function decodeEffect(value: unknown): RecordedEffect | undefined {
   }
   // Anything JSON.parse produced is a JsonValue.
   return 'ok' in value ? { ok: value.ok as JsonValue } : {};
+}
+
+/** The {@link Snapshot} of a stored value: `''` (nothing stored) or what {@link encodeState} wrote. */
+export function snapshotOf(raw: string): Snapshot {
+  return { state: raw === '' ? undefined : decodeState(raw), token: raw };
 }

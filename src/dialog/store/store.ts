@@ -26,6 +26,14 @@ export interface StateKey {
  */
 export type RecordedEffect = { readonly ok?: JsonValue } | { readonly error: string };
 
+/** What {@link DialogStore.commit} did, and the snapshot of what is stored afterwards. */
+export interface CommitResult {
+  /** `true` when `next` was written (or the state removed); `false` when the stored value had changed. */
+  readonly committed: boolean;
+  /** What is stored now: `next` when committed, otherwise the value that is there instead. */
+  readonly snapshot: Snapshot;
+}
+
 /** One user's active dialog. */
 export interface DialogState {
   /** The dialog's name, as registered with the router. */
@@ -78,13 +86,15 @@ export interface DialogStore {
   read(key: StateKey): Promise<Snapshot>;
   /**
    * Atomically: if what is stored for `key` is still what `expected` saw, writes `next` with a time
-   * to live of `ttlSeconds` (or removes the state when `next` is `undefined`) and returns `true`;
-   * otherwise writes nothing and returns `false` (another turn got there first: read again).
+   * to live of `ttlSeconds` (or removes the state when `next` is `undefined`) and returns
+   * `{ committed: true, snapshot }` with what is stored now; otherwise writes nothing and returns
+   * `{ committed: false, snapshot }` with what is stored instead (another turn got there first:
+   * plan again from that snapshot, no extra read needed).
    * @param ttlSeconds - time to live in **seconds**, a positive integer.
    * @throws {StoreUnavailableError} when the backend cannot be reached; the state is then either
    *   fully written or untouched.
    */
-  commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<boolean>;
+  commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult>;
   /**
    * Removes the state for `key` (no error when there is none).
    * @throws {StoreUnavailableError} when the backend cannot be reached.
