@@ -9,6 +9,7 @@ import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { SnapshotCache } from './snapshot-cache.js';
 import { replay } from './replay.js';
 import type { Router } from './router.js';
 import { StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
@@ -40,6 +41,13 @@ export interface EngineOptions {
   readonly maxMessages?: number;
   /** The reply when a dialog reaches `maxMessages`. @default text('这段对话太长了，已自动结束。请重新开始。') */
   readonly tooLongReply?: Reply;
+  /**
+   * How many users' last committed states this process remembers, so that a continuing turn
+   * costs one store round trip (the commit) instead of two (read, commit). `0` disables it.
+   * Correctness does not depend on it: a stale entry only makes the commit fail and retry.
+   * @default 10_000
+   */
+  readonly cacheSize?: number;
 }
 
 /** How a turn ended; for logs and tests. */
@@ -91,6 +99,7 @@ export class DialogEngine {
   private readonly maxMessages: number;
   private readonly tooLongReply: Reply;
   private readonly queue = new KeyedQueue();
+  private readonly cache: SnapshotCache;
 
   constructor(options: EngineOptions) {
     this.router = options.router;
@@ -100,6 +109,7 @@ export class DialogEngine {
     this.logger = options.logger ?? silentLogger;
     this.maxMessages = options.maxMessages ?? 100;
     this.tooLongReply = options.tooLongReply ?? DEFAULT_TOO_LONG_REPLY;
+    this.cache = new SnapshotCache(options.cacheSize ?? 10_000);
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) {
       throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${this.ttlSeconds}`);
     }
@@ -119,20 +129,31 @@ export class DialogEngine {
    */
   handle(message: InboundMessage): Promise<TurnResult> {
     const key: StateKey = { account: message.ToUserName, openid: message.FromUserName };
-    return this.queue.run(`${key.account}\u0000${key.openid}`, () => this.turn(key, message));
+    const id = `${key.account}\u0000${key.openid}`;
+    return this.queue.run(id, () => this.turn(key, id, message));
   }
 
-  private async turn(key: StateKey, message: InboundMessage): Promise<TurnResult> {
+  private async turn(key: StateKey, id: string, message: InboundMessage): Promise<TurnResult> {
     const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
-    let snapshot: Snapshot | undefined;
+    let snapshot = this.cache.get(id);
+    let cached = snapshot !== undefined;
     try {
-      snapshot = await this.store.read(key);
+      snapshot ??= await this.store.read(key);
       for (let attempt = 1; ; attempt += 1) {
         const plan = await this.plan(snapshot.state, message, log);
-        if (!('next' in plan)) return plan.result;
+        if (!('next' in plan)) {
+          // Writing nothing is only safe to decide on a fresh read, except for a retry: its reply
+          // was fixed when the message was first handled.
+          if (!cached || plan.result.outcome === 'repeated') return plan.result;
+          snapshot = await this.store.read(key);
+          cached = false;
+          continue;
+        }
         const commit = await this.store.commit(key, snapshot, plan.next, this.ttlSeconds);
+        this.cache.set(id, commit.snapshot, this.ttlSeconds);
         if (commit.committed) return plan.result;
         snapshot = commit.snapshot;
+        cached = false;
         if (attempt >= MAX_TURN_ATTEMPTS) {
           throw new StoreUnavailableError(
             `the state changed under ${MAX_TURN_ATTEMPTS} attempts in a row: too many messages of one user at once`,
@@ -141,6 +162,7 @@ export class DialogEngine {
         this.logger.info({ ...log, attempt }, 'the state changed during the turn (another process); starting over');
       }
     } catch (err) {
+      this.cache.delete(id);
       return this.fail(key, err, log, snapshot);
     }
   }
