@@ -163,6 +163,9 @@ export class DialogEngine {
       }
     } catch (err) {
       this.cache.delete(id);
+      // A failure planned from this process's memory may be an artefact of a stale view: decide on
+      // a fresh read before apologising (the cache entry is gone, so this recurses once at most).
+      if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message);
       return this.fail(key, err, log, snapshot);
     }
   }

@@ -41,11 +41,21 @@ describe.runIf(Boolean(url))('Redis round trips per turn (MONITOR)', () => {
     }
   });
 
-  /** The commands (names) one turn sent, waiting briefly for MONITOR to report them. */
+  /** Waits until MONITOR has reported nothing new for 150 ms (at most 2 s). */
+  async function quiet(): Promise<void> {
+    const deadline = Date.now() + 2000;
+    for (let before = -1; before !== seen.length && Date.now() < deadline; ) {
+      before = seen.length;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+  }
+
+  /** The commands (names) one turn sent, as MONITOR reports them. */
   async function commandsOf(turn: () => Promise<unknown>): Promise<string[]> {
+    await quiet();
     seen.length = 0;
     await turn();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await quiet();
     return seen.map((args) => (args[0] ?? '').toUpperCase());
   }
 
@@ -67,8 +77,9 @@ describe.runIf(Boolean(url))('Redis round trips per turn (MONITOR)', () => {
     const processA = new DialogEngine({ router, store: storeA, ttlSeconds: 60 });
     const processB = new DialogEngine({ router, store: storeB, ttlSeconds: 60 });
     const u = 'oRoundTrips2';
-    await processA.handle(textFrom(u, '累加器'));
-    await processB.handle(textFrom(u, '3'));
+    // Setup turns go through commandsOf too, so their MONITOR lines are in before counting starts.
+    await commandsOf(() => processA.handle(textFrom(u, '累加器')));
+    await commandsOf(() => processB.handle(textFrom(u, '3')));
     const counts: number[] = [];
     for (const [engine, content] of [[processA, '1'], [processB, '2'], [processA, '3']] as const) {
       counts.push((await commandsOf(() => engine.handle(textFrom(u, content)))).length);
