@@ -22,15 +22,36 @@ export {
 export { createRouter, RouterError, type Route, type Matcher, type Router, type RouterOptions } from './dialog/router.js';
 
 // The engine and its stores
-export { DialogEngine, DEFAULT_APOLOGY, type EngineOptions, type TurnResult, type TurnOutcome } from './dialog/engine.js';
+export {
+  DialogEngine,
+  DEFAULT_APOLOGY,
+  DEFAULT_TOO_LONG_REPLY,
+  MAX_TURN_ATTEMPTS,
+  type EngineOptions,
+  type EngineLogger,
+  type TurnResult,
+  type TurnOutcome,
+} from './dialog/engine.js';
 export {
   StoreUnavailableError,
   type DialogStore,
   type DialogState,
+  type Snapshot,
+  type CommitResult,
   type StateKey,
   type JsonValue,
+  type RecordedEffect,
 } from './dialog/store/store.js';
+export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-store.js';
+export { RedisStore, createRedisClient, type RedisStoreOptions, type RedisClientOptions } from './dialog/store/redis-store.js';
+
+// HTTP: the Express app WeChat calls
+export { createApp, type AppOptions } from './http/app.js';
 
 // WeChat messages and replies
 export type * from './wechat/messages.js';
+export { parseMessage, MessageParseError, type MessageParseErrorCode } from './wechat/parser.js';
+export { messageIdentity } from './wechat/message-identity.js';
+export { computeSignature, verifySignature } from './wechat/signature.js';
+export { replyToXml, SUCCESS_BODY, type ReplyAddress } from './wechat/reply-xml.js';
 export { text, news, ReplyError, MAX_NEWS_ARTICLES, type Reply, type TextReply, type NewsReply, type Article } from './wechat/replies.js';
