@@ -18,6 +18,13 @@ export interface Config {
   readonly path: string;
   /** `REDIS_URL`: `redis://` or `rediss://` URL; `undefined` (unset or empty) means the in-process store. */
   readonly redisUrl: string | undefined;
+  /**
+   * `REDIS_CLUSTER`: `redisUrl` is one seed node of a Redis Cluster (e.g. `redis://10.0.0.1:7000`),
+   * not a single Redis; the client discovers the other nodes from it, and the URL's password (if
+   * any) is used for every node. Needs `REDIS_URL`, without a database other than 0.
+   * @default false
+   */
+  readonly redisCluster: boolean;
   /** `DIALOG_TTL_SECONDS`: how long a dialog waits for the user's next message, in **seconds**. @default 60 */
   readonly dialogTtlSeconds: number;
   /** `REDIS_KEY_PREFIX`: prefix of every Redis key this server writes. @default 'wechat-dialog:' */
@@ -73,6 +80,13 @@ const schema = z.object({
       .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379/0), or empty for the in-process store')
       .optional(),
   ),
+  REDIS_CLUSTER: z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0): whether REDIS_URL is one node of a Redis Cluster' })
+      .default('false')
+      .transform((value) => value === 'true' || value === '1'),
+  ),
   DIALOG_TTL_SECONDS: z.preprocess(emptyAsUndefined, integer(1, 86_400).default(60)),
   REDIS_KEY_PREFIX: z.preprocess(
     emptyAsUndefined,
@@ -94,6 +108,15 @@ const schema = z.object({
   ),
 });
 
+/** The path of a URL (`/15` for a database number), or `undefined` when it cannot be parsed. */
+function urlPath(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Reads and validates the configuration.
  * @param env - the environment, usually `process.env`.
@@ -114,12 +137,32 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       'WEB_CONCURRENCY above 1 needs REDIS_URL: without Redis each process would keep its own dialog state',
     );
   }
+  if (e.REDIS_CLUSTER && e.REDIS_URL === undefined) {
+    throw new ConfigError(
+      'REDIS_CLUSTER',
+      'REDIS_CLUSTER=true needs REDIS_URL: the address of one node of the cluster, e.g. redis://10.0.0.1:7000',
+    );
+  }
+  const clusterSeedPath = e.REDIS_CLUSTER && e.REDIS_URL !== undefined ? urlPath(e.REDIS_URL) : '';
+  if (clusterSeedPath === undefined) {
+    throw new ConfigError(
+      'REDIS_URL',
+      'REDIS_URL must be a URL such as redis://10.0.0.1:7000 (one node of the cluster) when REDIS_CLUSTER is true',
+    );
+  }
+  if (!['', '/', '/0'].includes(clusterSeedPath)) {
+    throw new ConfigError(
+      'REDIS_URL',
+      'REDIS_URL must not select a database other than 0 when REDIS_CLUSTER is true: a Redis Cluster has only database 0',
+    );
+  }
   return {
     token: e.WECHAT_TOKEN,
     host: e.HOST,
     port: e.PORT,
     path: e.WECHAT_PATH,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     dialogTtlSeconds: e.DIALOG_TTL_SECONDS,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     apologyText: e.APOLOGY_TEXT,

@@ -43,7 +43,13 @@ export {
   type RecordedEffect,
 } from './dialog/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-store.js';
-export { RedisStore, createRedisClient, type RedisStoreOptions, type RedisClientOptions } from './dialog/store/redis-store.js';
+export {
+  RedisStore,
+  createRedisClient,
+  createRedisClusterClient,
+  type RedisStoreOptions,
+  type RedisClientOptions,
+} from './dialog/store/redis-store.js';
 
 // HTTP: the Express app WeChat calls
 export { createApp, type AppOptions } from './http/app.js';

@@ -10,7 +10,7 @@ import { router } from '../dialogs/router.js';
 import type { Config } from './config.js';
 import { DialogEngine } from './dialog/engine.js';
 import { MemoryStore } from './dialog/store/memory-store.js';
-import { RedisStore, createRedisClient } from './dialog/store/redis-store.js';
+import { RedisStore, createRedisClient, createRedisClusterClient } from './dialog/store/redis-store.js';
 import type { DialogStore } from './dialog/store/store.js';
 import { createApp } from './http/app.js';
 import { text } from './wechat/replies.js';
@@ -31,9 +31,13 @@ function createStore(config: Config, logger: Logger): DialogStore {
     logger.info('REDIS_URL is not set: dialog state is kept in this process only (development mode)');
     return new MemoryStore();
   }
-  const redis = createRedisClient(config.redisUrl, {
-    onError: (err) => logger.warn({ err: err.message }, 'Redis connection error'),
-  });
+  const onError = (err: Error) => logger.warn({ err: err.message }, 'Redis connection error');
+  if (config.redisCluster) {
+    const cluster = createRedisClusterClient(config.redisUrl, { onError });
+    logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis Cluster (seed ${redactUrl(config.redisUrl)})`);
+    return new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix });
+  }
+  const redis = createRedisClient(config.redisUrl, { onError });
   logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis at ${redactUrl(config.redisUrl)}`);
   return new RedisStore({ redis, keyPrefix: config.redisKeyPrefix });
 }

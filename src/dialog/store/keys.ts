@@ -24,3 +24,31 @@ import type { StateKey } from './store.js';
 export function stateKeyString(prefix: string, key: StateKey): string {
   return `${prefix}{${key.account}:${key.openid}}`;
 }
+
+/** Redis Cluster has 16384 hash slots. */
+const CLUSTER_SLOTS = 16_384;
+
+/**
+ * The Redis Cluster hash slot of `key` (0 to 16383), as `CLUSTER KEYSLOT` computes it: CRC16
+ * (XMODEM) of the key's UTF-8 bytes modulo 16384, or of its hash tag alone — the part between the
+ * first `{` and the next `}`, when that part is not empty. For a key of {@link stateKeyString} that
+ * is `account:openid`, whatever the prefix.
+ *
+ * @param key - a storage key, e.g. `wechat-dialog:{gh_123456789abc:oABCD1234}`.
+ */
+export function clusterKeySlot(key: string): number {
+  let hashed = key;
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) hashed = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(hashed, 'utf8')) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit += 1) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc % CLUSTER_SLOTS;
+}

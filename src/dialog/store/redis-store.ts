@@ -1,23 +1,26 @@
 /**
- * A {@link DialogStore} on Redis (ioredis), shared by every process of the server.
+ * A {@link DialogStore} on Redis (ioredis), shared by every process of the server: one Redis
+ * ({@link createRedisClient}) or a Redis Cluster ({@link createRedisClusterClient}).
  *
  * One string key per (account, openid) — see {@link stateKeyString} — holding the JSON of
- * {@link encodeState}, with the state's time to live as the key's expiry.
+ * {@link encodeState}, with the state's time to live as the key's expiry. Every command touches
+ * that one key, and the key carries a hash tag, so on a cluster each command goes to one node.
  *
  * @module
  */
-import { Redis } from 'ioredis';
-import { stateKeyString } from './keys.js';
+import { Cluster, Redis } from 'ioredis';
+import { clusterKeySlot, stateKeyString } from './keys.js';
 import { decodeState, encodeState, snapshotOf } from './state-codec.js';
 import { type CommitResult, type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
   /**
-   * The client to use, e.g. from {@link createRedisClient} (or an `ioredis-mock` instance in tests).
-   * The store owns it from now on: `close()` quits it.
+   * The client to use: a `Redis` from {@link createRedisClient} (or an `ioredis-mock` instance in
+   * tests), or a `Cluster` from {@link createRedisClusterClient}. The store owns it from now on:
+   * `close()` quits it.
    */
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   /**
    * Prepended to every key (see {@link stateKeyString}), e.g. `wechat-dialog:state:`; it keeps
    * applications and environments that share one Redis apart. Required: there is no default.
@@ -29,9 +32,10 @@ export interface RedisStoreOptions {
 const QUIT_TIMEOUT_MS = 2_000;
 
 /**
- * ioredis statuses in which the client has no usable connection but is (re)connecting: a write waits
- * for `ready` instead of entering the offline queue (see {@link RedisStore.save}). `wait` (a lazy
- * client never used) is not one of them: only a command makes it connect.
+ * ioredis statuses (of a `Redis` or a `Cluster`) in which the client has no usable connection but is
+ * (re)connecting: a write waits for `ready` instead of entering the offline queue (see
+ * {@link RedisStore.save}). `wait` (a lazy client never used) is not one of them: only a command
+ * makes it connect.
  */
 const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'reconnecting', 'close']);
 
@@ -53,10 +57,57 @@ end
 return 1
 `;
 
-/** The client with the commit script defined on it (ioredis `defineCommand`: EVALSHA, falling back to EVAL). */
-type ScriptedRedis = Redis & {
+/** The commit script as ioredis `defineCommand` adds it to a client (EVALSHA, falling back to EVAL). */
+interface CommitCommand {
   dialogCommit(key: string, expected: string, next: string, ttlSeconds: number): Promise<number | [string]>;
-};
+}
+
+/** The client with the commit script defined on it. */
+type ScriptedClient = (Redis & CommitCommand) | (Cluster & CommitCommand);
+
+/**
+ * The client's `commandTimeout` in ms, if it has one. A `Redis` has it in `options`; a `Cluster`
+ * passes `options.redisOptions` to the connection of each node, so it is there.
+ */
+function commandTimeoutOf(client: Redis | Cluster): number | undefined {
+  // `options` is optional here only for test doubles (ioredis-mock) that may lack it.
+  const timeout = client instanceof Cluster ? client.options.redisOptions?.commandTimeout : client.options?.commandTimeout;
+  return typeof timeout === 'number' ? timeout : undefined;
+}
+
+/** The connection to the master that holds `storageKey`, per the cluster's slot map; `undefined` when unknown. */
+function masterFor(cluster: Cluster, storageKey: string): Redis | undefined {
+  const owner = cluster.slots[clusterKeySlot(storageKey)]?.[0];
+  if (owner === undefined) return undefined;
+  return cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === owner);
+}
+
+/** The pending {@link readyOrEnd} of each client or node connection. */
+const nextReadyOrEnd = new WeakMap<Redis | Cluster, Promise<'ready' | 'end'>>();
+
+/**
+ * Resolves with the next `ready` or `end` event of `emitter`. One pair of listeners is shared by
+ * every call waiting at the time (however many requests arrive while Redis is away), not one per call.
+ */
+function readyOrEnd(emitter: Redis | Cluster): Promise<'ready' | 'end'> {
+  let pending = nextReadyOrEnd.get(emitter);
+  if (pending === undefined) {
+    pending = new Promise((resolve) => {
+      const finish = (outcome: 'ready' | 'end') => {
+        emitter.off('ready', onReady);
+        emitter.off('end', onEnd);
+        nextReadyOrEnd.delete(emitter);
+        resolve(outcome);
+      };
+      const onReady = () => finish('ready');
+      const onEnd = () => finish('end');
+      emitter.on('ready', onReady);
+      emitter.on('end', onEnd);
+    });
+    nextReadyOrEnd.set(emitter, pending);
+  }
+  return pending;
+}
 
 /** How long a write waits for the connection when the client has no `commandTimeout`, in ms. */
 const DEFAULT_WRITE_WAIT_MS = 1_000;
@@ -67,23 +118,32 @@ const DEFAULT_WRITE_WAIT_MS = 1_000;
  *
  * Every Redis failure (refused connection, timeout, error reply) surfaces as
  * {@link StoreUnavailableError} with the ioredis error as `cause`. How long a call may take is the
- * client's business: build it with {@link createRedisClient} so that calls fail within about a second
- * while Redis is down.
+ * client's business: build it with {@link createRedisClient} or {@link createRedisClusterClient} so
+ * that calls fail within about a second while Redis is down.
+ *
+ * On a `Cluster`, reads too wait for the cluster to be `ready` (at most its `commandTimeout`) before
+ * they are sent: ioredis applies `commandTimeout` only once a command reaches a node, and a command
+ * queued while the cluster itself is (re)connecting would otherwise wait without a bound. A write
+ * also waits, within the same bound, for the connection to the master that holds its key (ioredis
+ * opens those lazily and queues commands on them meanwhile).
  */
 export class RedisStore implements DialogStore {
-  readonly #redis: ScriptedRedis;
+  readonly #redis: ScriptedClient;
   readonly #keyPrefix: string;
+  #closed = false;
 
   /** @param options - the client (the store owns it from now on) and the key prefix; nothing is sent yet. */
   constructor(options: RedisStoreOptions) {
     options.redis.defineCommand('dialogCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
-    this.#redis = options.redis as ScriptedRedis;
+    this.#redis = options.redis as ScriptedClient;
     this.#keyPrefix = options.keyPrefix;
   }
 
   /** @inheritDoc `GET`: the token is the stored value itself. */
   async read(key: StateKey): Promise<Snapshot> {
-    const raw = await this.#run('GET', () => this.#redis.get(this.#key(key)));
+    const storageKey = this.#key(key);
+    await this.#whenSendable('GET', storageKey, 'read');
+    const raw = await this.#run('GET', () => this.#redis.get(storageKey));
     return snapshotOf(raw ?? '');
   }
 
@@ -99,8 +159,9 @@ export class RedisStore implements DialogStore {
       throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
     }
     const value = next === undefined ? '' : encodeState(next);
-    await this.#whenReadyForWrite('EVALSHA');
-    const reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(this.#key(key), expected.token, value, ttlSeconds));
+    const storageKey = this.#key(key);
+    await this.#whenSendable('EVALSHA', storageKey, 'write');
+    const reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(storageKey, expected.token, value, ttlSeconds));
     if (reply === 1) return { committed: true, snapshot: snapshotOf(value) };
     return { committed: false, snapshot: snapshotOf(Array.isArray(reply) ? String(reply[0] ?? '') : '') };
   }
@@ -111,7 +172,9 @@ export class RedisStore implements DialogStore {
    * treated as absent; the next `save` overwrites it.
    */
   async load(key: StateKey): Promise<DialogState | undefined> {
-    const raw = await this.#run('GET', () => this.#redis.get(this.#key(key)));
+    const storageKey = this.#key(key);
+    await this.#whenSendable('GET', storageKey, 'read');
+    const raw = await this.#run('GET', () => this.#redis.get(storageKey));
     return raw === null ? undefined : decodeState(raw);
   }
 
@@ -128,8 +191,9 @@ export class RedisStore implements DialogStore {
       throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
     }
     const value = encodeState(state);
-    await this.#whenReadyForWrite('SET');
-    await this.#run('SET', () => this.#redis.set(this.#key(key), value, 'EX', ttlSeconds));
+    const storageKey = this.#key(key);
+    await this.#whenSendable('SET', storageKey, 'write');
+    await this.#run('SET', () => this.#redis.set(storageKey, value, 'EX', ttlSeconds));
   }
 
   /**
@@ -137,14 +201,17 @@ export class RedisStore implements DialogStore {
    * Like `save`, the `DEL` is only sent on a ready connection.
    */
   async delete(key: StateKey): Promise<void> {
-    await this.#whenReadyForWrite('DEL');
-    await this.#run('DEL', () => this.#redis.del(this.#key(key)));
+    const storageKey = this.#key(key);
+    await this.#whenSendable('DEL', storageKey, 'write');
+    await this.#run('DEL', () => this.#redis.del(storageKey));
   }
 
   /**
-   * Sends `QUIT`; if that fails or is not answered within 2 s, drops the connection. Never throws.
+   * Sends `QUIT` (to every node of a cluster); if that fails or is not answered within 2 s, drops the
+   * connection. Never throws. Calls made afterwards fail with {@link StoreUnavailableError}.
    */
   async close(): Promise<void> {
+    this.#closed = true;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(resolve, QUIT_TIMEOUT_MS, 'timeout');
@@ -162,30 +229,51 @@ export class RedisStore implements DialogStore {
     return stateKeyString(this.#keyPrefix, key);
   }
 
-  /** Resolves once the client is ready for a write; rejects if it is not within the wait. */
-  async #whenReadyForWrite(command: string): Promise<void> {
-    const redis = this.#redis;
-    const notSent = (why: string) =>
-      new StoreUnavailableError(
-        `Redis is not connected (${why}), so ${command} was not sent: check REDIS_URL and that Redis is running`,
-      );
-    if (redis.status === 'end') throw notSent('the client was closed');
-    if (!CONNECTING.has(redis.status)) return;
-    const waitMs = redis.options.commandTimeout ?? DEFAULT_WRITE_WAIT_MS;
-    await new Promise<void>((resolve, reject) => {
-      const finish = (err?: Error) => {
-        clearTimeout(timer);
-        redis.off('ready', onReady);
-        redis.off('end', onEnd);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => finish();
-      const onEnd = () => finish(notSent('the client was closed'));
-      const timer = setTimeout(() => finish(notSent(`still "${redis.status}" after ${waitMs} ms`)), waitMs);
-      redis.on('ready', onReady);
-      redis.on('end', onEnd);
+  #notSent(command: string, why: string): StoreUnavailableError {
+    return new StoreUnavailableError(
+      `Redis is not connected (${why}), so ${command} was not sent: check REDIS_URL and that Redis is running`,
+    );
+  }
+
+  /**
+   * Resolves once `command` on `storageKey` can be sent without entering an offline queue that it
+   * could leave after it has already failed for its caller. For a write: the client is `ready` and,
+   * on a cluster, so is the connection to the master that holds the key (ioredis opens those
+   * lazily, and queues on them too). For a read: only on a cluster, the cluster is `ready` (its own
+   * offline queue has no timeout); on a single Redis a read is sent at once (it waits in the queue
+   * at most `commandTimeout`, and is harmless if sent late). Waits at most the client's
+   * `commandTimeout` (1000 ms if unset) in all; then, or once the store is closed, rejects with
+   * {@link StoreUnavailableError}.
+   */
+  async #whenSendable(command: string, storageKey: string, kind: 'read' | 'write'): Promise<void> {
+    if (this.#closed) throw this.#notSent(command, 'the store was closed');
+    const client = this.#redis;
+    const isCluster = client instanceof Cluster;
+    if (kind === 'read' && !isCluster) return;
+    const waitMs = commandTimeoutOf(client) ?? DEFAULT_WRITE_WAIT_MS;
+    const deadline = performance.now() + waitMs;
+    await this.#whenReady(client, isCluster ? 'the cluster' : 'the client', command, deadline, waitMs);
+    if (kind === 'write' && isCluster) {
+      const node = masterFor(client, storageKey);
+      if (node === undefined || node.status === 'end') return; // ioredis routes it afresh, or fails it at once
+      if (node.status === 'wait') node.connect().catch(() => {}); // failures arrive as 'end' / 'node error'
+      const where = `the connection to cluster node ${node.options.host}:${node.options.port}`;
+      await this.#whenReady(node, where, command, deadline, waitMs);
+    }
+  }
+
+  /** Resolves at once if `emitter` is usable, or on its `ready` before `deadline`; rejects otherwise. */
+  async #whenReady(emitter: Redis | Cluster, what: string, command: string, deadline: number, waitMs: number): Promise<void> {
+    if (emitter.status === 'end') throw this.#notSent(command, `${what} was closed`);
+    if (!CONNECTING.has(emitter.status)) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - performance.now()), 'timeout');
     });
+    const outcome = await Promise.race([readyOrEnd(emitter), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'end') throw this.#notSent(command, `${what} was closed`);
+    if (outcome === 'timeout') throw this.#notSent(command, `${what} is still "${emitter.status}" after ${waitMs} ms`);
   }
 
   async #run<T>(command: string, send: () => Promise<T>): Promise<T> {
@@ -201,7 +289,7 @@ export class RedisStore implements DialogStore {
     if (err instanceof Error && err.name === 'ReplyError') {
       return `Redis answered ${command} with an error (${detail}): check that REDIS_URL points at a writable primary with memory to spare`;
     }
-    const timeoutMs = this.#redis.options?.commandTimeout;
+    const timeoutMs = commandTimeoutOf(this.#redis);
     const within = typeof timeoutMs === 'number' ? ` within ${timeoutMs} ms` : '';
     return `Redis did not answer ${command}${within} (${detail}): check REDIS_URL and that Redis is running`;
   }
@@ -267,4 +355,95 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   });
   redis.on('error', (err: Error) => onError?.(err));
   return redis;
+}
+
+/** The seed node and the per-node connection options a cluster URL gives. */
+interface ClusterSeed {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+}
+
+/**
+ * Reads `redis://[[user]:password@]host[:port][/0]` (or `rediss://…`) as one node of a cluster.
+ * @throws {RangeError} when it is not such a URL, or selects a database other than 0 (a cluster
+ *   has only database 0).
+ */
+function parseClusterSeedUrl(seedUrl: string): ClusterSeed {
+  let url: URL;
+  try {
+    url = new URL(seedUrl);
+  } catch {
+    throw new RangeError(`the cluster seed must be a redis:// or rediss:// URL such as redis://10.0.0.1:7000, got ${JSON.stringify(seedUrl)}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new RangeError(`the cluster seed must be a redis:// or rediss:// URL such as redis://10.0.0.1:7000, got protocol ${url.protocol}`);
+  }
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && db !== '0') {
+    throw new RangeError(`a Redis Cluster has only database 0, but the seed URL selects database ${JSON.stringify(db)}: remove "/${db}"`);
+  }
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1'); // IPv6 literals come bracketed
+  if (hostname === '') throw new RangeError('the cluster seed URL has no host, e.g. redis://10.0.0.1:7000');
+  return {
+    host: hostname,
+    port: url.port === '' ? 6379 : Number(url.port),
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    tls: url.protocol === 'rediss:',
+  };
+}
+
+/**
+ * Builds an ioredis `Cluster` client with the same fail-fast behaviour as {@link createRedisClient},
+ * for a Redis Cluster reached through one seed node (the client discovers the other nodes and the
+ * slot map from it, and follows `MOVED`/`ASK` redirections):
+ *
+ * - every command fails after `commandTimeoutMs` (default 1000 ms) once it is sent to a node; a
+ *   {@link RedisStore} on this client also waits at most that long for the cluster to be ready
+ *   before it sends anything, so a call fails within about twice that while the cluster is down;
+ * - a command is retried over at most one reconnection of its node (`maxRetriesPerRequest: 1`);
+ *   a command that fails on a closed connection or a `CLUSTERDOWN` reply fails at once
+ *   (`retryDelayOnFailover: 0`, `retryDelayOnClusterDown: 0`) instead of being sent again later,
+ *   when it may already have failed for its caller;
+ * - when no node answers, the client reconnects through the seed by itself, forever, with a delay
+ *   doubling from 100 ms up to `maxReconnectDelayMs` (`clusterRetryStrategy`); a lost connection to
+ *   one node is not retried on its own, but opened again by the next command for that node's slots
+ *   (after a `MOVED` from another node) or the next slot-map refresh (every 5 s), so a master that
+ *   comes back serves again without a restart;
+ * - `'error'` (no node reachable) and `'node error'` (one node) events are forwarded to `onError`,
+ *   so an unreachable cluster never becomes an unhandled `'error'` event.
+ *
+ * The username and password in the URL are used for every node. The client connects at once.
+ *
+ * @param seedUrl - one node of the cluster: `redis://[[user]:password@]host[:port]` (database 0
+ *   only: a trailing `/0` is accepted) or `rediss://…` for TLS.
+ * @throws {RangeError} when `seedUrl` is not such a URL or selects a database other than 0.
+ */
+export function createRedisClusterClient(seedUrl: string, options: RedisClientOptions = {}): Cluster {
+  const { commandTimeoutMs = 1000, connectTimeoutMs = 2000, maxReconnectDelayMs = 2000, onError } = options;
+  const seed = parseClusterSeedUrl(seedUrl);
+  const cluster = new Cluster([{ host: seed.host, port: seed.port }], {
+    enableOfflineQueue: true,
+    clusterRetryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 16), maxReconnectDelayMs),
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshTimeout: commandTimeoutMs,
+    redisOptions: {
+      commandTimeout: commandTimeoutMs,
+      connectTimeout: connectTimeoutMs,
+      maxRetriesPerRequest: 1,
+      autoResendUnfulfilledCommands: false,
+      ...(seed.username === undefined ? {} : { username: seed.username }),
+      ...(seed.password === undefined ? {} : { password: seed.password }),
+      ...(seed.tls ? { tls: {} } : {}),
+    },
+  });
+  cluster.on('error', (err: Error) => onError?.(err));
+  cluster.on('node error', (err: Error, node: string) =>
+    onError?.(new Error(`cluster node ${node}: ${err.message}`, { cause: err })),
+  );
+  return cluster;
 }

@@ -1,0 +1,87 @@
+/**
+ * loadConfig: REDIS_CLUSTER (true/false, 1/0, default false; needs REDIS_URL on database 0), and
+ * that the other settings keep their defaults next to it.
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const TOKEN = { WECHAT_TOKEN: 'abc123' };
+const SEED = 'redis://10.0.0.1:7000';
+
+/** The ConfigError `loadConfig(env)` throws (fails the test when it throws nothing or something else). */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('REDIS_CLUSTER', () => {
+  it('defaults to false, with or without REDIS_URL, and when empty', () => {
+    expect(loadConfig(TOKEN).redisCluster).toBe(false);
+    expect(loadConfig({ ...TOKEN, REDIS_URL: 'redis://127.0.0.1:6379/15' }).redisCluster).toBe(false);
+    expect(loadConfig({ ...TOKEN, REDIS_URL: SEED, REDIS_CLUSTER: '' }).redisCluster).toBe(false);
+  });
+
+  it.each([
+    ['true', true],
+    ['1', true],
+    ['false', false],
+    ['0', false],
+  ])('REDIS_CLUSTER=%s is %s', (value, expected) => {
+    const config = loadConfig({ ...TOKEN, REDIS_URL: SEED, REDIS_CLUSTER: value });
+    expect(config.redisCluster).toBe(expected);
+    expect(config.redisUrl).toBe(SEED);
+  });
+
+  it('accepts a seed URL with a password, and database 0 spelled out', () => {
+    const withPassword = 'redis://:s3cret@10.0.0.1:7000';
+    expect(loadConfig({ ...TOKEN, REDIS_URL: withPassword, REDIS_CLUSTER: 'true' })).toMatchObject({ redisUrl: withPassword, redisCluster: true });
+    expect(loadConfig({ ...TOKEN, REDIS_URL: `${SEED}/0`, REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
+    expect(loadConfig({ ...TOKEN, REDIS_URL: `${SEED}/`, REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
+  });
+
+  it.each(['yes', 'TRUE', 'on', '2', ' true'])('refuses REDIS_CLUSTER=%j with one line saying what it must be', (value) => {
+    const err = configError({ ...TOKEN, REDIS_URL: SEED, REDIS_CLUSTER: value });
+    expect(err.variable).toBe('REDIS_CLUSTER');
+    expect(err.message).toMatch(/^REDIS_CLUSTER must be true or false \(or 1 or 0\)/);
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('refuses REDIS_CLUSTER=true without REDIS_URL (unset or empty)', () => {
+    for (const env of [{ ...TOKEN, REDIS_CLUSTER: 'true' }, { ...TOKEN, REDIS_CLUSTER: '1', REDIS_URL: '' }]) {
+      const err = configError(env);
+      expect(err.variable).toBe('REDIS_CLUSTER');
+      expect(err.message).toMatch(/^REDIS_CLUSTER=true needs REDIS_URL: the address of one node of the cluster/);
+    }
+  });
+
+  it('refuses a cluster seed URL that selects a database other than 0 (single Redis may)', () => {
+    const err = configError({ ...TOKEN, REDIS_URL: `${SEED}/15`, REDIS_CLUSTER: 'true' });
+    expect(err.variable).toBe('REDIS_URL');
+    expect(err.message).toMatch(/^REDIS_URL must not select a database other than 0 when REDIS_CLUSTER is true/);
+    expect(loadConfig({ ...TOKEN, REDIS_URL: `${SEED}/15` }).redisUrl).toBe(`${SEED}/15`);
+  });
+
+  it('refuses a cluster seed that is not a parseable URL', () => {
+    const err = configError({ ...TOKEN, REDIS_URL: 'redis://10.0.0.1:notaport', REDIS_CLUSTER: 'true' });
+    expect(err.variable).toBe('REDIS_URL');
+    expect(err.message).toMatch(/^REDIS_URL must be a URL such as redis:\/\/10\.0\.0\.1:7000/);
+  });
+
+  it('still checks REDIS_URL itself first', () => {
+    const err = configError({ ...TOKEN, REDIS_URL: 'localhost:7000', REDIS_CLUSTER: 'true' });
+    expect(err.variable).toBe('REDIS_URL');
+    expect(err.message).toMatch(/^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/);
+  });
+
+  it('goes with WEB_CONCURRENCY above 1: the processes share the cluster', () => {
+    expect(loadConfig({ ...TOKEN, REDIS_URL: SEED, REDIS_CLUSTER: 'true', WEB_CONCURRENCY: '4' })).toMatchObject({
+      redisCluster: true,
+      webConcurrency: 4,
+    });
+  });
+});
