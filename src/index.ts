@@ -43,13 +43,8 @@ export {
   type RecordedEffect,
 } from './dialog/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-store.js';
-export {
-  RedisStore,
-  createRedisClient,
-  createRedisClusterClient,
-  type RedisStoreOptions,
-  type RedisClientOptions,
-} from './dialog/store/redis-store.js';
+export { RedisStore, type RedisStoreOptions } from './dialog/store/redis-store.js';
+export { createRedisClient, createRedisClusterClient, type RedisClientOptions } from './dialog/store/redis-client.js';
 
 // HTTP: the Express app WeChat calls
 export { createApp, type AppOptions } from './http/app.js';

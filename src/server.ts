@@ -10,7 +10,8 @@ import { router } from '../dialogs/router.js';
 import type { Config } from './config.js';
 import { DialogEngine } from './dialog/engine.js';
 import { MemoryStore } from './dialog/store/memory-store.js';
-import { RedisStore, createRedisClient, createRedisClusterClient } from './dialog/store/redis-store.js';
+import { RedisStore } from './dialog/store/redis-store.js';
+import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
 import type { DialogStore } from './dialog/store/store.js';
 import { createApp } from './http/app.js';
 import { text } from './wechat/replies.js';
@@ -19,6 +20,27 @@ import { text } from './wechat/replies.js';
 export interface RunningServer {
   /** Stops accepting connections, lets requests in flight finish, then closes the store. */
   close(): Promise<void>;
+}
+
+/** While Redis is down the client reports every reconnection attempt; log at most one line per 30 s. */
+const CONNECTION_ERROR_LOG_INTERVAL_MS = 30_000;
+
+/**
+ * A warning logger for repeated errors: the first at once, then at most one line per `intervalMs`
+ * **milliseconds**, saying how many were left out since the last line.
+ */
+export function throttledWarning(logger: Pick<Logger, 'warn'>, message: string, intervalMs: number, now = Date.now): (err: Error) => void {
+  let lastAt = -Infinity;
+  let skipped = 0;
+  return (err) => {
+    if (now() - lastAt < intervalMs) {
+      skipped += 1;
+      return;
+    }
+    logger.warn({ err: err.message, ...(skipped > 0 ? { skipped } : {}) }, message);
+    lastAt = now();
+    skipped = 0;
+  };
 }
 
 /** The URL without its password, for logs. */
@@ -31,7 +53,7 @@ function createStore(config: Config, logger: Logger): DialogStore {
     logger.info('REDIS_URL is not set: dialog state is kept in this process only (development mode)');
     return new MemoryStore();
   }
-  const onError = (err: Error) => logger.warn({ err: err.message }, 'Redis connection error');
+  const onError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
   if (config.redisCluster) {
     const cluster = createRedisClusterClient(config.redisUrl, { onError });
     logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis Cluster (seed ${redactUrl(config.redisUrl)})`);

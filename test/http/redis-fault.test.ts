@@ -12,7 +12,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HELP_TEXT } from '../../dialogs/help.js';
 import { router } from '../../dialogs/router.js';
-import { RedisStore, createRedisClient } from '../../src/dialog/store/redis-store.js';
+import { RedisStore } from '../../src/dialog/store/redis-store.js';
+import { createRedisClient } from '../../src/dialog/store/redis-client.js';
 import { parseReply, serveDialogs, signedQuery, textXml, type TestServer } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { uniqueKeyPrefix } from '../support/stores.js';

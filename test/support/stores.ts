@@ -18,7 +18,8 @@ import { Redis } from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { stateKeyString } from '../../src/dialog/store/keys.js';
 import { MemoryStore } from '../../src/dialog/store/memory-store.js';
-import { RedisStore, createRedisClient } from '../../src/dialog/store/redis-store.js';
+import { RedisStore } from '../../src/dialog/store/redis-store.js';
+import { createRedisClient } from '../../src/dialog/store/redis-client.js';
 import type { DialogStore, StateKey } from '../../src/dialog/store/store.js';
 
 /** One store, ready to use, with raw access for assertions. */
