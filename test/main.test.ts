@@ -4,10 +4,10 @@
  * one line naming the variable.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseReply, signedQuery, textXml } from './support/http.js';
+import { findFreePort } from './support/ports.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
@@ -25,15 +25,6 @@ afterEach(() => {
   for (const child of children.splice(0)) signal(child, 'SIGKILL');
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 interface Started {
   child: ChildProcess;
@@ -84,7 +75,7 @@ async function talk(port: number): Promise<void> {
 
 describe('the server process', () => {
   it('`npm start` without REDIS_URL: builds, says it uses the in-process store, holds a dialog, stops on SIGTERM', async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const server = start('npm', ['start'], { WECHAT_TOKEN: 'maintest123', PORT: String(port), HOST: '127.0.0.1' });
     await waitFor(() => server.output().includes('listening on'), 'listening', server, 60_000);
     expect(server.output()).toContain('REDIS_URL is not set: dialog state is kept in this process only');
@@ -95,7 +86,7 @@ describe('the server process', () => {
   }, 90_000);
 
   it.runIf(Boolean(process.env.REDIS_URL))('with REDIS_URL: says it uses Redis and holds a dialog there', async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       WECHAT_TOKEN: 'maintest123',
       PORT: String(port),
@@ -113,7 +104,7 @@ describe('the server process', () => {
   }, 60_000);
 
   it.runIf(Boolean(process.env.REDIS_URL))('WEB_CONCURRENCY=2: two worker processes on one port, sharing Redis; SIGTERM stops them all', async () => {
-    const port = await freePort();
+    const port = await findFreePort();
     const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       WECHAT_TOKEN: 'maintest123',
       PORT: String(port),

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACCOUNT, messageXml, nextMsgId, parseReply, signedQuery } from '../support/http.js';
+import { parseReply, signedQuery, textXml } from '../support/http.js';
 import { deleteRedisKeys, ServerGroup, type ServerProcess } from '../support/processes.js';
 
 const PROCESSES = 4;
@@ -56,17 +56,6 @@ async function deliver(server: ServerProcess, openid: string, xml: string): Prom
   }
 }
 
-/** A text message from `openid`, built once: every delivery of it is the same XML (same MsgId, same CreateTime). */
-function textMessage(openid: string, content: string): string {
-  return messageXml({
-    ToUserName: ACCOUNT,
-    FromUserName: openid,
-    CreateTime: Math.floor(Date.now() / 1000),
-    MsgType: 'text',
-    Content: content,
-    MsgId: nextMsgId(),
-  });
-}
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed with LOAD_SEED. */
 function seededRandom(seed: number): () => number {
@@ -109,21 +98,21 @@ describe.runIf(Boolean(process.env.REDIS_URL))('several server processes on one 
       return { status, content };
     };
 
-    expect(await say(a, textMessage(openid, '累加器'))).toEqual(ok('您需要累加几个数字？'));
+    expect(await say(a, textXml(openid, '累加器'))).toEqual(ok('您需要累加几个数字？'));
 
     // A retry that lands on another process, and back: the same reply, counted once.
-    const three = textMessage(openid, '3');
+    const three = textXml(openid, '3');
     const sequential = [await say(a, three), await say(b, three), await say(a, three)];
     expect(sequential).toEqual(Array(3).fill(ok('请输入第1个数字, 目前累加和:0')));
 
     // Three deliveries at once, on two processes (two of them queued in the same process).
-    const ten = textMessage(openid, '10');
+    const ten = textXml(openid, '10');
     const concurrent = await Promise.all([say(a, ten), say(b, ten), say(b, ten)]);
     expect(concurrent).toEqual(Array(3).fill(ok('请输入第2个数字, 目前累加和:10')));
 
     // Had 3 or 10 counted twice, these sums would be off.
-    expect(await say(b, textMessage(openid, '20'))).toEqual(ok('请输入第3个数字, 目前累加和:30'));
-    const thirty = textMessage(openid, '30');
+    expect(await say(b, textXml(openid, '20'))).toEqual(ok('请输入第3个数字, 目前累加和:30'));
+    const thirty = textXml(openid, '30');
     expect(await say(a, thirty)).toEqual(ok('累加结束，累加和: 60'));
     // A retry of the message that ended the dialog, on the other process: the same last reply.
     expect(await say(b, thirty)).toEqual(ok('累加结束，累加和: 60'));
@@ -210,7 +199,7 @@ describe.runIf(Boolean(process.env.REDIS_URL))('several server processes on one 
     /** One user, one message after another as a person sends them; stops at the first wrong reply. */
     const talk = async (user: User): Promise<void> => {
       for (const [index, step] of user.steps.entries()) {
-        const xml = textMessage(user.openid, step.content);
+        const xml = textXml(user.openid, step.content);
         const first = servers[step.target] as ServerProcess;
         const second = servers[step.duplicateTarget] as ServerProcess;
         messages += 1;

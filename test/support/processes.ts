@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { signedQuery } from './http.js';
+import { freePorts } from './ports.js';
 
 /** The repository root: the servers' working directory. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -35,30 +35,6 @@ export interface StartOptions {
   readonly readyTimeoutMs?: number;
 }
 
-/** `n` distinct free ports on 127.0.0.1 (all probes held open together, so no two are the same). */
-export async function freePorts(n: number): Promise<number[]> {
-  const probes: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i += 1) {
-      const probe = createServer();
-      probes.push(probe);
-      ports.push(
-        await new Promise<number>((resolve, reject) => {
-          probe.once('error', reject);
-          probe.listen(0, '127.0.0.1', () => {
-            const address = probe.address();
-            if (typeof address === 'object' && address !== null) resolve(address.port);
-            else reject(new Error('no port'));
-          });
-        }),
-      );
-    }
-    return ports;
-  } finally {
-    await Promise.all(probes.map((probe) => new Promise<void>((resolve) => probe.close(() => resolve()))));
-  }
-}
 
 function isRunning(child: ChildProcess): boolean {
   return child.pid !== undefined && child.exitCode === null && child.signalCode === null;

@@ -16,10 +16,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { findFreePort } from './ports.js';
 
 /** A running cluster of three masters on 127.0.0.1. */
 export interface RedisCluster {
@@ -79,24 +80,13 @@ async function canBind(port: number): Promise<boolean> {
   return bound;
 }
 
-/** A port the OS handed out for port 0 (listen, close). */
-async function ephemeralPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** `count` distinct ports P ≤ 55000 such that P and P + 10000 were both free a moment ago. */
 async function freeClusterPorts(count: number): Promise<number[]> {
   const ports: number[] = [];
   for (let attempt = 0; ports.length < count; attempt += 1) {
     if (attempt > 500) throw new Error(`could not find ${count} free port pairs (P and P + ${BUS_PORT_OFFSET}) on 127.0.0.1`);
-    const port = await ephemeralPort();
+    const port = await findFreePort();
     if (port > MAX_CLIENT_PORT || ports.includes(port) || ports.some((p) => Math.abs(p - port) === BUS_PORT_OFFSET)) continue;
     if (await canBind(port + BUS_PORT_OFFSET)) ports.push(port);
   }

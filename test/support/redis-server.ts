@@ -15,9 +15,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, createConnection, type AddressInfo } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findFreePort } from './ports.js';
 
 /** A running `redis-server` child. */
 export interface RedisServer {
@@ -63,17 +64,6 @@ export function redisServerPath(): string {
   return found;
 }
 
-/** A TCP port that was free on 127.0.0.1 a moment ago (listen on port 0, close). */
-export async function findFreePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Starts `redis-server` and resolves once it answers `PING` (and is the process we started). */
 export async function startRedisServer(options: StartRedisServerOptions = {}): Promise<RedisServer> {
