@@ -21,6 +21,7 @@ import { ACCOUNT } from '../support/messages.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { uniqueKeyPrefix } from '../support/stores.js';
 import { expectCappedBackoff } from '../support/backoff.js';
+import { ownRedisSuitesRun } from '../support/redis-server.js';
 
 const key = (openid: string, account = ACCOUNT): StateKey => ({ account, openid });
 
@@ -35,7 +36,7 @@ function state(openid: string, overrides: Partial<DialogState> = {}): DialogStat
 /** Twelve users: enough that their keys land on every master (slots depend only on the hash tag). */
 const USERS = Array.from({ length: 12 }, (_, i) => `oCluster${String(i).padStart(20, '0')}`);
 
-describe('RedisStore on a Redis Cluster (3 masters started by this test)', () => {
+describe.runIf(ownRedisSuitesRun('Redis Cluster suite'))('RedisStore on a Redis Cluster (3 masters started by this test)', () => {
   let cluster: RedisCluster;
   let client: Cluster;
   let store: RedisStore;

@@ -15,7 +15,7 @@ import { router } from '../../dialogs/router.js';
 import { RedisStore } from '../../src/dialog/store/redis-store.js';
 import { createRedisClient } from '../../src/dialog/store/redis-client.js';
 import { parseReply, serveDialogs, signedQuery, textXml, type TestServer } from '../support/http.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startRedisServer, type RedisServer, ownRedisSuitesRun } from '../support/redis-server.js';
 import { uniqueKeyPrefix } from '../support/stores.js';
 
 const APOLOGY = '抱歉，出了点问题，请稍后再试。';
@@ -31,7 +31,7 @@ interface Answer {
   ms: number;
 }
 
-describe('Redis fails mid-dialog (real redis-server, killed and restarted)', () => {
+describe.runIf(ownRedisSuitesRun('Redis fault suite'))('Redis fails mid-dialog (real redis-server, killed and restarted)', () => {
   let redis: RedisServer | undefined;
   let store: RedisStore | undefined;
   let server: TestServer | undefined;
