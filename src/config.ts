@@ -35,6 +35,11 @@ export interface Config {
   readonly dialogMaxMessages: number;
   /** `WEB_CONCURRENCY`: how many server processes to run (Node's cluster module); > 1 needs Redis. @default 1 */
   readonly webConcurrency: number;
+  /**
+   * Security mode (安全模式), from `WECHAT_APPID` and `WECHAT_ENCODING_AES_KEY` (both or neither):
+   * `undefined` means plaintext only. `required` (`WECHAT_REQUIRE_ENCRYPTION`) refuses plaintext pushes.
+   */
+  readonly security: { readonly appId: string; readonly encodingAESKey: string; readonly required: boolean } | undefined;
   /** `LOG_LEVEL`: pino level. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -97,6 +102,21 @@ const schema = z.object({
   ),
   DIALOG_MAX_MESSAGES: z.preprocess(emptyAsUndefined, integer(1, 10_000).default(100)),
   WEB_CONCURRENCY: z.preprocess(emptyAsUndefined, integer(1, 64).default(1)),
+  WECHAT_APPID: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^[A-Za-z0-9_]{1,64}$/, "must be the account's AppID (开发者ID), e.g. wx0123456789abcdef").optional(),
+  ),
+  WECHAT_ENCODING_AES_KEY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9]{43}$/, 'must be the 43-letter-or-digit EncodingAESKey (消息加解密密钥) from the console')
+      .optional(),
+  ),
+  WECHAT_REQUIRE_ENCRYPTION: z.preprocess(
+    emptyAsUndefined,
+    z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).default('false'),
+  ),
   APOLOGY_TEXT: z.preprocess(emptyAsUndefined, z.string().default('抱歉，出了点问题，请稍后再试。')),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
@@ -131,6 +151,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(variable, `${variable} ${issue?.message ?? 'is invalid'}`);
   }
   const e = result.data;
+  if ((e.WECHAT_APPID === undefined) !== (e.WECHAT_ENCODING_AES_KEY === undefined)) {
+    const missing = e.WECHAT_APPID === undefined ? 'WECHAT_APPID' : 'WECHAT_ENCODING_AES_KEY';
+    throw new ConfigError(missing, `${missing} is required too: security mode needs both WECHAT_APPID and WECHAT_ENCODING_AES_KEY`);
+  }
+  const requireEncryption = e.WECHAT_REQUIRE_ENCRYPTION === 'true' || e.WECHAT_REQUIRE_ENCRYPTION === '1';
+  if (requireEncryption && e.WECHAT_APPID === undefined) {
+    throw new ConfigError(
+      'WECHAT_REQUIRE_ENCRYPTION',
+      'WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY: without them nothing can be decrypted',
+    );
+  }
   if (e.WEB_CONCURRENCY > 1 && e.REDIS_URL === undefined) {
     throw new ConfigError(
       'WEB_CONCURRENCY',
@@ -166,6 +197,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     dialogTtlSeconds: e.DIALOG_TTL_SECONDS,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     apologyText: e.APOLOGY_TEXT,
+    security:
+      e.WECHAT_APPID === undefined || e.WECHAT_ENCODING_AES_KEY === undefined
+        ? undefined
+        : { appId: e.WECHAT_APPID, encodingAESKey: e.WECHAT_ENCODING_AES_KEY, required: requireEncryption },
     dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
     webConcurrency: e.WEB_CONCURRENCY,
     logLevel: e.LOG_LEVEL,

@@ -78,7 +78,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     apology: text(config.apologyText),
     logger,
   });
-  const app = createApp({ token: config.token, path: config.path, engine, logger });
+  const app = createApp({
+    token: config.token,
+    path: config.path,
+    engine,
+    logger,
+    ...(config.security === undefined ? {} : { security: config.security }),
+  });
+  if (config.security !== undefined) {
+    logger.info(
+      { appId: config.security.appId, required: config.security.required },
+      config.security.required ? 'security mode (安全模式): plaintext pushes are refused' : 'security mode (安全模式) or compatible mode (兼容模式): encrypted and plaintext pushes accepted',
+    );
+  }
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);

@@ -85,3 +85,33 @@ describe('REDIS_CLUSTER', () => {
     });
   });
 });
+
+describe('security mode variables', () => {
+  const KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
+
+  it('is off by default', () => {
+    expect(loadConfig(TOKEN).security).toBeUndefined();
+  });
+
+  it('takes WECHAT_APPID and WECHAT_ENCODING_AES_KEY together; WECHAT_REQUIRE_ENCRYPTION refuses plaintext', () => {
+    expect(loadConfig({ ...TOKEN, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY }).security).toEqual({
+      appId: 'wx0123456789abcdef',
+      encodingAESKey: KEY,
+      required: false,
+    });
+    const strict = loadConfig({ ...TOKEN, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_REQUIRE_ENCRYPTION: '1' });
+    expect(strict.security?.required).toBe(true);
+  });
+
+  it.each([
+    [{ WECHAT_APPID: 'wx0123456789abcdef' }, /^WECHAT_ENCODING_AES_KEY is required too/],
+    [{ WECHAT_ENCODING_AES_KEY: KEY }, /^WECHAT_APPID is required too/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY.slice(1) }, /^WECHAT_ENCODING_AES_KEY must be the 43-letter-or-digit EncodingAESKey/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: `${KEY.slice(1)}+` }, /^WECHAT_ENCODING_AES_KEY must be/],
+    [{ WECHAT_REQUIRE_ENCRYPTION: 'true' }, /^WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_REQUIRE_ENCRYPTION: 'yes' }, /^WECHAT_REQUIRE_ENCRYPTION must be true or false/],
+  ])('refuses %j with one line naming the variable', (env, message) => {
+    expect(() => loadConfig({ ...TOKEN, ...env })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...TOKEN, ...env })).toThrow(message);
+  });
+});

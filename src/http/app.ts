@@ -10,6 +10,8 @@
  * | `GET` without `echostr` | 400 |
  * | `POST` body over the limit | 413, no state touched |
  * | `POST` body that is not a WeChat message | 400, no state touched |
+ * | `POST` with `encrypt_type=aes` and a wrong `msg_signature` | 401, no state touched |
+ * | `POST` encrypted push that cannot be decrypted (padding, length, AppID) | 400, no state touched |
  * | `POST` message | 200, reply XML, or `success` when there is nothing to say |
  * | other methods on `<path>` | 405 |
  *
@@ -19,7 +21,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import getRawBody from 'raw-body';
 import type { Logger } from 'pino';
 import type { DialogEngine } from '../dialog/engine.js';
-import { MessageParseError, parseMessage } from '../wechat/parser.js';
+import { DecryptError, encryptReply, parseEncodingAESKey, verifyAndDecryptMessage } from '../wechat/crypto.js';
+import { MessageParseError, parseMessage, readEncrypt } from '../wechat/parser.js';
 import { SUCCESS_BODY, replyToXml } from '../wechat/reply-xml.js';
 import { verifySignature } from '../wechat/signature.js';
 
@@ -37,6 +40,12 @@ export interface AppOptions {
   readonly bodyLimitBytes?: number;
   /** The clock for replies' `CreateTime`, in **milliseconds**. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Security mode (安全模式): pushes with `encrypt_type=aes` are checked with `msg_signature`,
+   * decrypted, and answered encrypted. `required`: plaintext pushes are refused (400).
+   * @default undefined: plaintext only; an encrypted push gets 400
+   */
+  readonly security?: { readonly appId: string; readonly encodingAESKey: string; readonly required: boolean };
 }
 
 /** A query value, or undefined when absent or repeated. */
@@ -70,6 +79,10 @@ export function createApp(options: AppOptions): express.Express {
   const path = options.path ?? '/wechat';
   const limit = options.bodyLimitBytes ?? 64 * 1024;
   const now = options.now ?? Date.now;
+  const security =
+    options.security === undefined
+      ? undefined
+      : { ...options.security, key: parseEncodingAESKey(options.security.encodingAESKey) };
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -97,22 +110,58 @@ export function createApp(options: AppOptions): express.Express {
       logger.warn({ status, type: isHttpError(err) ? err.type : undefined }, 'could not read the request body');
       return plain(res, status, status === 413 ? `body too large (limit ${limit} bytes)` : 'unreadable body');
     }
+    const encrypted = queryValue(req, 'encrypt_type') === 'aes';
     let message;
     try {
-      message = parseMessage(body);
+      let xml = body;
+      if (encrypted) {
+        if (security === undefined) {
+          return plain(res, 400, 'encrypted push, but security mode is off: set WECHAT_APPID and WECHAT_ENCODING_AES_KEY');
+        }
+        xml = verifyAndDecryptMessage({
+          key: security.key,
+          appId: security.appId,
+          token,
+          timestamp: queryValue(req, 'timestamp'),
+          nonce: queryValue(req, 'nonce'),
+          msgSignature: queryValue(req, 'msg_signature'),
+          encrypt: readEncrypt(body),
+        });
+      } else if (security?.required === true) {
+        logger.warn('plaintext push refused: WECHAT_REQUIRE_ENCRYPTION is set');
+        return plain(res, 400, 'plaintext push refused: this server requires security mode (encrypt_type=aes)');
+      }
+      message = parseMessage(xml);
     } catch (err) {
+      if (err instanceof DecryptError) {
+        const status = err.code === 'BAD_SIGNATURE' ? 401 : 400;
+        logger.warn({ code: err.code, reason: err.message }, 'encrypted push rejected');
+        return plain(res, status, status === 401 ? 'invalid msg_signature' : `cannot decrypt: ${err.message}`);
+      }
       if (!(err instanceof MessageParseError)) throw err;
       logger.warn({ code: err.code, reason: err.message }, 'POST body is not a WeChat message');
       return plain(res, 400, `not a WeChat message: ${err.message}`);
     }
     const result = await engine.handle(message);
     if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);
+    const createTime = Math.floor(now() / 1000);
     const xml = replyToXml(result.reply, {
       ToUserName: message.FromUserName,
       FromUserName: message.ToUserName,
-      CreateTime: Math.floor(now() / 1000),
+      CreateTime: createTime,
     });
-    res.status(200).type('application/xml; charset=utf-8').send(xml);
+    const reply =
+      encrypted && security !== undefined
+        ? encryptReply({
+            key: security.key,
+            appId: security.appId,
+            token,
+            plaintextXml: xml,
+            timestamp: createTime,
+            nonce: queryValue(req, 'nonce') ?? String(createTime),
+          })
+        : xml;
+    res.status(200).type('application/xml; charset=utf-8').send(reply);
   });
 
   app.all(path, (_req, res) => {

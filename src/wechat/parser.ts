@@ -139,6 +139,23 @@ export function parseMessage(xml: string): InboundMessage {
   } satisfies UnknownMessage;
 }
 
+/**
+ * The `Encrypt` element of a security-mode push (`<xml><ToUserName/><Encrypt/></xml>`, or a
+ * compatible-mode body that also carries the plaintext fields), with the same XML safety checks
+ * as {@link parseMessage}. Source: 消息加解密说明.
+ * @throws {MessageParseError} as {@link parseMessage} for a body that is not safe, well-formed
+ *   `<xml>`; `MISSING_FIELD` when `Encrypt` is absent or empty.
+ */
+export function readEncrypt(xml: string): string {
+  const value = text(readRoot(xml), 'Encrypt');
+  if (value === undefined || value === '') {
+    throw new MessageParseError('MISSING_FIELD', 'Encrypt is missing: an encrypted push (encrypt_type=aes) carries <Encrypt>', {
+      field: 'Encrypt',
+    });
+  }
+  return value;
+}
+
 /** Rejects DTDs and malformed XML, parses, and returns the children of the `<xml>` root. */
 function readRoot(xml: string): Element {
   if (typeof xml !== 'string' || xml === '') throw new MessageParseError('NOT_XML', 'the body is empty: expected WeChat XML');
