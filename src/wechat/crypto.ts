@@ -219,6 +219,19 @@ export function verifyAndDecryptMessage(params: {
   return decryptMessage({ key: params.key, appId: params.appId, encrypt: params.encrypt! });
 }
 
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 16 random ASCII letters and digits (uniform: rejection sampling over random bytes). */
+function randomAlphanumeric16(): Buffer {
+  const out: number[] = [];
+  while (out.length < 16) {
+    for (const byte of randomBytes(32)) {
+      if (byte < 248 && out.length < 16) out.push(ALPHANUMERIC.charCodeAt(byte % 62)); // 248 = 4 × 62
+    }
+  }
+  return Buffer.from(out);
+}
+
 /**
  * Encrypts a message into the base64 text of an `<Encrypt>` element:
  * `base64(AES-256-CBC(PKCS7_32(random16 ‖ uint32be(byteLength(msg)) ‖ msg ‖ appId)))`.
@@ -233,8 +246,8 @@ export function verifyAndDecryptMessage(params: {
  * @param params.appId - the account's AppID, appended after the message.
  * @param params.plaintext - the message (e.g. reply XML); encoded as UTF-8 (a lone surrogate becomes
  *   U+FFFD), `msg_len` counts those bytes.
- * @param params.random16 - the 16-byte random prefix; default `crypto.randomBytes(16)`. (The
- *   official samples use 16 alphanumeric characters; receivers discard these bytes.)
+ * @param params.random16 - the 16-byte random prefix; default 16 random letters and digits, as the
+ *   official samples use (whether WeChat accepts other bytes in a reply is not documented).
  * @returns standard base64 with `=` padding.
  * @throws {RangeError} if `key` is not 32 bytes or `random16` is not 16 bytes.
  */
@@ -242,7 +255,7 @@ export function encryptMessage(params: { key: Buffer; appId: string; plaintext: 
   const { key, appId, plaintext } = params;
   const badKey = keyProblem(key);
   if (badKey !== undefined) throw new RangeError(badKey);
-  const random16 = params.random16 ?? randomBytes(16);
+  const random16 = params.random16 ?? randomAlphanumeric16();
   if (!Buffer.isBuffer(random16) || random16.length !== 16) {
     throw new RangeError(`random16 must be 16 bytes (got ${Buffer.isBuffer(random16) ? random16.length : typeof random16})`);
   }

@@ -278,6 +278,17 @@ describe('round trips', () => {
     const b = encryptMessage({ key, appId: 'wx1', plaintext: '<xml/>' });
     expect(a).not.toBe(b);
   });
+
+  it('the default random prefix is 16 ASCII letters and digits, as in the official samples', () => {
+    const key = parseEncodingAESKey(randomEncodingAESKey());
+    for (let i = 0; i < 50; i += 1) {
+      const encrypt = encryptMessage({ key, appId: 'wx1', plaintext: '<xml/>' });
+      const decipher = createDecipheriv('aes-256-cbc', key, key.subarray(0, 16));
+      decipher.setAutoPadding(false);
+      const full = Buffer.concat([decipher.update(Buffer.from(encrypt, 'base64')), decipher.final()]);
+      expect(full.subarray(0, 16).toString('latin1')).toMatch(/^[A-Za-z0-9]{16}$/);
+    }
+  });
 });
 
 describe('decryptMessage: tampered and malformed input', () => {
