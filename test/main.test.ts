@@ -73,6 +73,21 @@ async function talk(port: number): Promise<void> {
   expect(await say('41')).toBe('累加结束，累加和: 41');
 }
 
+/** `src/main.ts` on a free port with REDIS_URL (its keys under a prefix of this test run) and `env`. */
+async function startOnRedis(env: Record<string, string>): Promise<{ port: number; server: Started }> {
+  const port = await findFreePort();
+  const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    WECHAT_TOKEN: 'maintest123',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL: process.env.REDIS_URL ?? '',
+    REDIS_KEY_PREFIX: `test:main:${process.pid}:`,
+    DIALOG_TTL_SECONDS: '5',
+    ...env,
+  });
+  return { port, server };
+}
+
 describe('the server process', () => {
   it('`npm start` without REDIS_URL: builds, says it uses the in-process store, holds a dialog, stops on SIGTERM', async () => {
     const port = await findFreePort();
@@ -86,15 +101,7 @@ describe('the server process', () => {
   }, 90_000);
 
   it.runIf(Boolean(process.env.REDIS_URL))('with REDIS_URL: says it uses Redis and holds a dialog there', async () => {
-    const port = await findFreePort();
-    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      WECHAT_TOKEN: 'maintest123',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      REDIS_URL: process.env.REDIS_URL ?? '',
-      REDIS_KEY_PREFIX: `test:main:${process.pid}:`,
-      DIALOG_TTL_SECONDS: '5',
-    });
+    const { port, server } = await startOnRedis({});
     await waitFor(() => server.output().includes('listening on'), 'listening', server);
     expect(server.output()).toContain('dialog state is kept in Redis');
     await talk(port);
@@ -104,16 +111,7 @@ describe('the server process', () => {
   }, 60_000);
 
   it.runIf(Boolean(process.env.REDIS_URL))('WEB_CONCURRENCY=2: two worker processes on one port, sharing Redis; SIGTERM stops them all', async () => {
-    const port = await findFreePort();
-    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      WECHAT_TOKEN: 'maintest123',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      REDIS_URL: process.env.REDIS_URL ?? '',
-      REDIS_KEY_PREFIX: `test:cluster:${process.pid}:`,
-      DIALOG_TTL_SECONDS: '5',
-      WEB_CONCURRENCY: '2',
-    });
+    const { port, server } = await startOnRedis({ WEB_CONCURRENCY: '2' });
     const listening = () => server.output().split('\n').filter((line) => line.includes('listening on'));
     await waitFor(() => listening().length === 2, 'two workers listening', server);
     expect(server.output()).toContain('starting 2 server processes (WEB_CONCURRENCY)');
