@@ -12,7 +12,7 @@ import { KeyedQueue } from './keyed-queue.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import { replay } from './replay.js';
 import type { Router } from './router.js';
-import { StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
+import { assertTtlSeconds, StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
 
 /** The subset of a pino logger the engine uses. */
 export interface EngineLogger {
@@ -110,9 +110,7 @@ export class DialogEngine {
     this.maxMessages = options.maxMessages ?? 100;
     this.tooLongReply = options.tooLongReply ?? DEFAULT_TOO_LONG_REPLY;
     this.cache = new SnapshotCache(options.cacheSize ?? 10_000);
-    if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds < 1) {
-      throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${this.ttlSeconds}`);
-    }
+    assertTtlSeconds(this.ttlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }

@@ -8,8 +8,16 @@
  * @module
  */
 import { stateKeyString } from './keys.js';
-import { decodeState, encodeState, snapshotOf } from './state-codec.js';
-import { type CommitResult, type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
+import { encodeState, snapshotOf } from './state-codec.js';
+import {
+  assertTtlSeconds,
+  type CommitResult,
+  type DialogState,
+  type DialogStore,
+  type Snapshot,
+  type StateKey,
+  StoreUnavailableError,
+} from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -59,8 +67,7 @@ export class MemoryStore implements DialogStore {
 
   /** @inheritDoc */
   async load(key: StateKey): Promise<DialogState | undefined> {
-    const encoded = this.readEncoded(key);
-    return encoded === undefined ? undefined : decodeState(encoded);
+    return (await this.read(key)).state;
   }
 
   /**
@@ -154,11 +161,5 @@ export class MemoryStore implements DialogStore {
     if (this.#closed) {
       throw new StoreUnavailableError('MemoryStore was used after close(): create a new store instead');
     }
-  }
-}
-
-function assertTtlSeconds(ttlSeconds: number): void {
-  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
-    throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
   }
 }

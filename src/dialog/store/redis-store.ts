@@ -11,7 +11,15 @@
 import { Cluster, Redis } from 'ioredis';
 import { clusterKeySlot, stateKeyString } from './keys.js';
 import { decodeState, encodeState, snapshotOf } from './state-codec.js';
-import { type CommitResult, type DialogState, type DialogStore, type Snapshot, type StateKey, StoreUnavailableError } from './store.js';
+import {
+  assertTtlSeconds,
+  type CommitResult,
+  type DialogState,
+  type DialogStore,
+  type Snapshot,
+  type StateKey,
+  StoreUnavailableError,
+} from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -155,9 +163,7 @@ export class RedisStore implements DialogStore {
    * @throws {RangeError} when `ttlSeconds` is not a positive integer.
    */
   async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult> {
-    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
-      throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
-    }
+    assertTtlSeconds(ttlSeconds);
     const value = next === undefined ? '' : encodeState(next);
     const storageKey = this.#key(key);
     await this.#whenSendable('EVALSHA', storageKey, 'write');
@@ -172,10 +178,7 @@ export class RedisStore implements DialogStore {
    * treated as absent; the next `save` overwrites it.
    */
   async load(key: StateKey): Promise<DialogState | undefined> {
-    const storageKey = this.#key(key);
-    await this.#whenSendable('GET', storageKey, 'read');
-    const raw = await this.#run('GET', () => this.#redis.get(storageKey));
-    return raw === null ? undefined : decodeState(raw);
+    return (await this.read(key)).state;
   }
 
   /**
@@ -187,9 +190,7 @@ export class RedisStore implements DialogStore {
    * @throws {RangeError} when `ttlSeconds` is not a positive integer.
    */
   async save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void> {
-    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
-      throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
-    }
+    assertTtlSeconds(ttlSeconds);
     const value = encodeState(state);
     const storageKey = this.#key(key);
     await this.#whenSendable('SET', storageKey, 'write');

@@ -112,3 +112,13 @@ export class StoreUnavailableError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Checks a time to live given in **seconds**: a positive safe integer.
+ * @throws {RangeError} otherwise, naming the value.
+ */
+export function assertTtlSeconds(ttlSeconds: number): void {
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
+    throw new RangeError(`ttlSeconds must be a positive integer number of seconds, got ${ttlSeconds}`);
+  }
+}
