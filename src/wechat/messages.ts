@@ -45,8 +45,13 @@ export interface TextMessage extends OrdinaryMessageBase {
 /** `MsgType=image`. */
 export interface ImageMessage extends OrdinaryMessageBase {
   readonly MsgType: 'image';
+  /** A WeChat-generated URL of the picture. */
   readonly PicUrl: string;
   readonly MediaId: string;
+  /** Present when the picture was sent from an article (图文消息): the article's data id. */
+  readonly MsgDataId?: string;
+  /** Present with `MsgDataId`: 1-based index of the article. */
+  readonly Idx?: string;
 }
 
 /** `MsgType=voice`. `Recognition` is present only when speech recognition (语音识别) is on, and may be empty. */
@@ -138,10 +143,148 @@ export interface ViewEvent extends EventBase {
   readonly MenuId?: string;
 }
 
+/** `ScanCodeInfo` of a scancode menu event: what the user scanned. */
+export interface ScanCodeInfo {
+  /** What was scanned, e.g. `qrcode`, `barcode`. */
+  readonly ScanType: string;
+  /** The decoded content (a URL, a number, any text). */
+  readonly ScanResult: string;
+}
+
 /**
- * Any other event (menu scancode/pic/location events, job-finish events, and events WeChat adds
- * later). `Event` is `'unknown'` so that `switch (m.Event)` narrows the typed events; the value
- * WeChat sent is in `RawEvent`, every top-level string field in `Fields`.
+ * `Event=scancode_push` (the scan result is also shown to the user) or `Event=scancode_waitmsg`
+ * (WeChat shows "receiving" and waits for the reply): a `scancode_*` menu button (自定义菜单事件推送).
+ */
+export interface ScanCodeEvent extends EventBase {
+  readonly Event: 'scancode_push' | 'scancode_waitmsg';
+  /** The menu button's `key`. */
+  readonly EventKey: string;
+  readonly ScanCodeInfo: ScanCodeInfo;
+}
+
+/** One picture of `SendPicsInfo.PicList`. */
+export interface SentPicture {
+  /** MD5 of the picture, hex; the pictures themselves arrive afterwards as `image` messages. */
+  readonly PicMd5Sum: string;
+}
+
+/** `SendPicsInfo` of a picture menu event. */
+export interface SendPicsInfo {
+  /** Number of pictures, a decimal string as sent. */
+  readonly Count: string;
+  /** One entry per `<item>` (empty when WeChat sent none). */
+  readonly PicList: readonly SentPicture[];
+}
+
+/**
+ * `Event=pic_sysphoto` (camera), `pic_photo_or_album` (camera or album) or `pic_weixin` (WeChat
+ * album): a picture menu button. The pictures then arrive as separate `image` messages.
+ */
+export interface PicEvent extends EventBase {
+  readonly Event: 'pic_sysphoto' | 'pic_photo_or_album' | 'pic_weixin';
+  /** The menu button's `key`. */
+  readonly EventKey: string;
+  readonly SendPicsInfo: SendPicsInfo;
+}
+
+/** `SendLocationInfo` of a `location_select` event. Coordinates stay decimal strings, as sent. */
+export interface SendLocationInfo {
+  /** Latitude, decimal string. */
+  readonly Location_X: string;
+  /** Longitude, decimal string. */
+  readonly Location_Y: string;
+  /** Map zoom level, integer string. */
+  readonly Scale: string;
+  /** Address text. */
+  readonly Label: string;
+  /** Name of the point of interest; often empty, absent when WeChat leaves it out. */
+  readonly Poiname?: string;
+}
+
+/** `Event=location_select`: a location-picker menu button; the user sent a location. */
+export interface LocationSelectEvent extends EventBase {
+  readonly Event: 'location_select';
+  /** The menu button's `key`. */
+  readonly EventKey: string;
+  readonly SendLocationInfo: SendLocationInfo;
+}
+
+/** `Event=view_miniprogram`: a menu button opened a Mini Program page; `EventKey` is the page path. */
+export interface ViewMiniprogramEvent extends EventBase {
+  readonly Event: 'view_miniprogram';
+  /** The Mini Program page path, e.g. `pages/index/index`. */
+  readonly EventKey: string;
+  /** The id of the menu (personalised menus), as a string. */
+  readonly MenuId?: string;
+}
+
+/**
+ * `Event=TEMPLATESENDJOBFINISH`: the result of sending a template message (模板消息) to the user in
+ * `FromUserName`. Not a user action. Note `MsgID` with a capital D: the job's id, not a push id.
+ */
+export interface TemplateSendJobFinishEvent extends EventBase {
+  readonly Event: 'TEMPLATESENDJOBFINISH';
+  /** The template send job's 64-bit id, a decimal string (`/^\d{1,20}$/`). */
+  readonly MsgID: string;
+  /** `success`, `failed:user block`, `failed: system failed` (with the space), `failed:freq limit`, … */
+  readonly Status: string;
+}
+
+/** `CopyrightCheckResult.ResultList` item of a mass send: the originality check of one article. */
+export interface CopyrightCheckItem {
+  readonly ArticleIdx?: string;
+  readonly UserDeclareState?: string;
+  readonly AuditState?: string;
+  readonly OriginalArticleUrl?: string;
+  readonly OriginalArticleType?: string;
+  readonly CanReprint?: string;
+  readonly NeedReplaceContent?: string;
+  readonly NeedShowReprintSource?: string;
+}
+
+/** `CopyrightCheckResult` of a mass send (群发 originality check). */
+export interface CopyrightCheckResult {
+  readonly Count?: string;
+  /** One entry per `<item>`; empty when the list is empty. */
+  readonly ResultList: readonly CopyrightCheckItem[];
+  /** `1` not checked / passed, `2` rejected for copyright, as sent. */
+  readonly CheckState?: string;
+}
+
+/** `ArticleUrlResult.ResultList` item: the URL of one sent article. */
+export interface ArticleUrlItem {
+  readonly ArticleIdx?: string;
+  readonly ArticleUrl?: string;
+}
+
+/** `ArticleUrlResult` of a mass send. */
+export interface ArticleUrlResult {
+  readonly Count?: string;
+  readonly ResultList: readonly ArticleUrlItem[];
+}
+
+/**
+ * `Event=MASSSENDJOBFINISH`: the result of a broadcast (群发). Not a user action. Counts stay
+ * decimal strings; they are optional because a failed job may leave them out.
+ */
+export interface MassSendJobFinishEvent extends EventBase {
+  readonly Event: 'MASSSENDJOBFINISH';
+  /** The broadcast's id (capital D), a decimal string. */
+  readonly MsgID: string;
+  /** `send success`, `send fail`, or `err(<code>)`. */
+  readonly Status: string;
+  readonly TotalCount?: string;
+  readonly FilterCount?: string;
+  readonly SentCount?: string;
+  readonly ErrorCount?: string;
+  readonly CopyrightCheckResult?: CopyrightCheckResult;
+  readonly ArticleUrlResult?: ArticleUrlResult;
+}
+
+/**
+ * An event this version does not know (events WeChat adds later). `Event` is `'unknown'` so that
+ * `switch (m.Event)` narrows the typed events; the value WeChat sent is in `RawEvent`, every
+ * top-level string field in `Fields`.
  */
 export interface UnknownEvent extends EventBase {
   readonly Event: 'unknown';
@@ -160,7 +303,28 @@ export type EventMessage =
   | LocationEvent
   | ClickEvent
   | ViewEvent
+  | ScanCodeEvent
+  | PicEvent
+  | LocationSelectEvent
+  | ViewMiniprogramEvent
+  | TemplateSendJobFinishEvent
+  | MassSendJobFinishEvent
   | UnknownEvent;
+
+/** Every `Event` value this version types, in the documented casing. */
+export type KnownEvent = Exclude<EventMessage['Event'], 'unknown'>;
+
+/**
+ * The event of type `E`: `EventOf<'CLICK'>` is {@link ClickEvent}, `EventOf<'scancode_push'>` is
+ * {@link ScanCodeEvent} with `Event: 'scancode_push'`.
+ */
+export type EventOf<E extends KnownEvent> = EventMessage extends infer U
+  ? U extends { readonly Event: infer V }
+    ? E extends V
+      ? U & { readonly Event: E }
+      : never
+    : never
+  : never;
 
 /**
  * A message whose `MsgType` this version does not know (e.g. `file`, `miniprogrampage`). It never

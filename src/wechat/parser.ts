@@ -6,7 +6,17 @@
  * @module
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import type { EventMessage, InboundMessage, OrdinaryMessageBase, UnknownEvent, UnknownMessage } from './messages.js';
+import type {
+  EventMessage,
+  EventOf,
+  InboundMessage,
+  KnownEvent,
+  OrdinaryMessageBase,
+  PicEvent,
+  ScanCodeEvent,
+  UnknownEvent,
+  UnknownMessage,
+} from './messages.js';
 import { SAFE_XML_PARSER_OPTIONS, hasMarkupDeclaration } from './xml.js';
 
 /** Why a body was rejected; stable, for logs and for choosing the HTTP status (all mean 400). */
@@ -33,23 +43,44 @@ export class MessageParseError extends Error {
   }
 }
 
-/** Element names of one type: those the doc says are always present, and optional ones. */
-interface FieldSpec<T = never> {
-  readonly required: readonly ([T] extends [never] ? string : RequiredOwn<T>)[];
-  readonly optional: readonly ([T] extends [never] ? string : Exclude<OwnKeys<T>, RequiredOwn<T>>)[];
-}
-type OwnKeys<T> = Exclude<keyof T, keyof OrdinaryMessageBase | 'MsgType' | 'Event'>;
-type RequiredOwn<T> = { [K in OwnKeys<T>]-?: object extends Pick<T, K> ? never : K }[OwnKeys<T>];
-/** Typing the tables against `messages.ts` makes a misspelt or misplaced field a compile error. */
+/**
+ * Element names of one message type (or of a nested element): text fields the doc says are always
+ * present, optional text fields, and nested elements with their own spec (a list is read from its
+ * `<item>` children). Typed against `messages.ts`, so a misspelt or misplaced field, or a nested
+ * element read as text, is a compile error.
+ */
+type FieldSpec<T> = {
+  readonly required: readonly RequiredKeys<T, TextKeys<T>>[];
+  readonly optional: readonly Exclude<TextKeys<T>, RequiredKeys<T, TextKeys<T>>>[];
+} & ([NestedKeys<T>] extends [never]
+  ? { readonly nested?: never }
+  : {
+      readonly nested: {
+        readonly [K in NestedKeys<T>]-?: NonNullable<T[K]> extends readonly (infer I)[]
+          ? { readonly items: FieldSpec<I> }
+          : { readonly fields: FieldSpec<NonNullable<T[K]>>; readonly optional: object extends Pick<T, K> ? true : false };
+      };
+    });
+type OwnKeys<T> = Extract<Exclude<keyof T, keyof OrdinaryMessageBase | 'MsgType' | 'Event'>, string>;
+type TextKeys<T> = { [K in OwnKeys<T>]-?: NonNullable<T[K]> extends string ? K : never }[OwnKeys<T>];
+type NestedKeys<T> = Exclude<OwnKeys<T>, TextKeys<T>>;
+type RequiredKeys<T, K extends keyof T> = { [P in K]-?: object extends Pick<T, P> ? never : P }[K];
 type SpecTable<U, D extends string, V extends string> = { readonly [K in V]: FieldSpec<Extract<U, Record<D, K>>> };
+type EventSpecTable = { readonly [E in KnownEvent]: FieldSpec<EventOf<E>> };
+
+/** What the reading code sees of a {@link FieldSpec}. */
+interface Spec {
+  readonly required: readonly string[];
+  readonly optional: readonly string[];
+  readonly nested?: Readonly<Record<string, { readonly items: Spec } | { readonly fields: Spec; readonly optional: boolean }>>;
+}
 
 type OrdinaryType = 'text' | 'image' | 'voice' | 'video' | 'shortvideo' | 'location' | 'link';
-type TypedEvent = Exclude<EventMessage['Event'], 'unknown'>;
 
 /** The one lookup table from `MsgType` (ordinary messages; all also carry `MsgId`) to fields. */
 const MESSAGE_FIELDS: SpecTable<InboundMessage, 'MsgType', OrdinaryType> = {
   text: { required: ['Content'], optional: ['MsgDataId', 'Idx'] },
-  image: { required: ['PicUrl', 'MediaId'], optional: [] },
+  image: { required: ['PicUrl', 'MediaId'], optional: ['MsgDataId', 'Idx'] },
   voice: { required: ['MediaId', 'Format'], optional: ['Recognition'] },
   video: { required: ['MediaId', 'ThumbMediaId'], optional: [] },
   shortvideo: { required: ['MediaId', 'ThumbMediaId'], optional: [] },
@@ -57,17 +88,85 @@ const MESSAGE_FIELDS: SpecTable<InboundMessage, 'MsgType', OrdinaryType> = {
   link: { required: ['Title', 'Description', 'Url'], optional: [] },
 };
 
+const SCAN_CODE: FieldSpec<ScanCodeEvent> = {
+  required: ['EventKey'],
+  optional: [],
+  nested: { ScanCodeInfo: { fields: { required: ['ScanType', 'ScanResult'], optional: [] }, optional: false } },
+};
+const PICTURES: FieldSpec<PicEvent> = {
+  required: ['EventKey'],
+  optional: [],
+  nested: {
+    SendPicsInfo: {
+      fields: { required: ['Count'], optional: [], nested: { PicList: { items: { required: ['PicMd5Sum'], optional: [] } } } },
+      optional: false,
+    },
+  },
+};
+const JOB_RESULT_LIST = { required: [], optional: ['Count'] } as const;
+
 /** ... and from `Event` (documented casing) to fields, for `MsgType=event`. */
-const EVENT_FIELDS: SpecTable<EventMessage, 'Event', TypedEvent> = {
+const EVENT_FIELDS: EventSpecTable = {
   subscribe: { required: [], optional: ['EventKey', 'Ticket'] },
   unsubscribe: { required: [], optional: [] },
   SCAN: { required: ['EventKey'], optional: ['Ticket'] },
   LOCATION: { required: ['Latitude', 'Longitude', 'Precision'], optional: [] },
   CLICK: { required: ['EventKey'], optional: [] },
   VIEW: { required: ['EventKey'], optional: ['MenuId'] },
+  scancode_push: SCAN_CODE,
+  scancode_waitmsg: SCAN_CODE,
+  pic_sysphoto: PICTURES,
+  pic_photo_or_album: PICTURES,
+  pic_weixin: PICTURES,
+  location_select: {
+    required: ['EventKey'],
+    optional: [],
+    nested: {
+      SendLocationInfo: {
+        fields: { required: ['Location_X', 'Location_Y', 'Scale', 'Label'], optional: ['Poiname'] },
+        optional: false,
+      },
+    },
+  },
+  view_miniprogram: { required: ['EventKey'], optional: ['MenuId'] },
+  TEMPLATESENDJOBFINISH: { required: ['MsgID', 'Status'], optional: [] },
+  MASSSENDJOBFINISH: {
+    required: ['MsgID', 'Status'],
+    optional: ['TotalCount', 'FilterCount', 'SentCount', 'ErrorCount'],
+    nested: {
+      CopyrightCheckResult: {
+        fields: {
+          ...JOB_RESULT_LIST,
+          optional: ['Count', 'CheckState'],
+          nested: {
+            ResultList: {
+              items: {
+                required: [],
+                optional: [
+                  'ArticleIdx',
+                  'UserDeclareState',
+                  'AuditState',
+                  'OriginalArticleUrl',
+                  'OriginalArticleType',
+                  'CanReprint',
+                  'NeedReplaceContent',
+                  'NeedShowReprintSource',
+                ],
+              },
+            },
+          },
+        },
+        optional: true,
+      },
+      ArticleUrlResult: {
+        fields: { ...JOB_RESULT_LIST, nested: { ResultList: { items: { required: [], optional: ['ArticleIdx', 'ArticleUrl'] } } } },
+        optional: true,
+      },
+    },
+  },
 };
 
-const EVENT_BY_LOWER_CASE = new Map(Object.keys(EVENT_FIELDS).map((e) => [e.toLowerCase(), e as TypedEvent]));
+const EVENT_BY_LOWER_CASE = new Map(Object.keys(EVENT_FIELDS).map((e) => [e.toLowerCase(), e as KnownEvent]));
 
 const MSG_ID = /^\d{1,20}$/;
 
@@ -79,6 +178,8 @@ interface Format {
 const NON_EMPTY: Format = { test: (v) => v !== '', expected: 'a non-empty string' };
 const SECONDS: Format = { test: (v) => /^\d{1,12}$/.test(v), expected: 'Unix seconds (1 to 12 digits)' };
 const ID: Format = { test: (v) => MSG_ID.test(v), expected: 'a 64-bit id (1 to 20 digits)' };
+/** Formats of typed fields, by element name (the job-finish events' `MsgID` is a 64-bit id like `MsgId`). */
+const FIELD_FORMATS: Readonly<Record<string, Format | undefined>> = { MsgID: ID };
 
 type Element = Readonly<Record<string, unknown>>;
 
@@ -86,17 +187,20 @@ type Element = Readonly<Record<string, unknown>>;
  * Parses one plaintext push body (the decrypted XML in security mode) into a typed message.
  *
  * Every value stays the string WeChat sent (CDATA untouched, not trimmed; `MsgId` never becomes a
- * number); only `CreateTime` becomes a number (seconds). Element order does not matter; unknown and
- * nested elements are ignored. An unknown `MsgType` gives an {@link UnknownMessage}, an unknown
- * `Event` an {@link UnknownEvent} (both keep every top-level text element in `Fields`); the six typed
- * events match case-insensitively and come back in the documented casing.
+ * number); only `CreateTime` becomes a number (seconds). Element order does not matter; unknown
+ * elements are ignored. Nested elements of menu and job-finish events (`ScanCodeInfo`,
+ * `SendPicsInfo`, `SendLocationInfo`, `CopyrightCheckResult`, `ArticleUrlResult`) become objects, and
+ * their `<item>` lists arrays (one item or none included). An unknown `MsgType` gives an
+ * {@link UnknownMessage}, an unknown `Event` an {@link UnknownEvent} (both keep every top-level text
+ * element in `Fields`); typed events match case-insensitively and come back in the documented casing.
  *
  * @param xml - the body, decoded as UTF-8.
  * @throws {MessageParseError} `DOCTYPE_FORBIDDEN` if the body contains a markup declaration such as
  *   `<!DOCTYPE` or `<!ENTITY` outside CDATA and comments (checked before parsing: no entity expansion,
  *   no XXE; a user's text like `<!DOCTYPE html>` inside a CDATA `Content` is fine);
  *   `NOT_XML` if not well-formed; `NOT_A_MESSAGE` if the root is not `<xml>`, `MsgType` is missing,
- *   or an event has no `Event`; `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field.
+ *   or an event has no `Event`; `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field
+ *   (`field` names it with its path, e.g. `SendLocationInfo.Label`).
  */
 export function parseMessage(xml: string): InboundMessage {
   const root = readRoot(xml);
@@ -183,32 +287,68 @@ function readRoot(xml: string): Element {
 }
 
 /** Copies `spec`'s fields from `root` onto `head`; absent optional fields are omitted. */
-function build(root: Element, head: Record<string, unknown>, spec: FieldSpec, kind: string): InboundMessage {
-  const out: Record<string, unknown> = { ...head };
-  for (const name of spec.required) out[name] = required(root, name, kind);
+function build(root: Element, head: Record<string, unknown>, spec: Spec, kind: string): InboundMessage {
+  // Sound because the tables are typed against the message interfaces (FieldSpec above).
+  return readFields(root, spec, '', kind, head) as unknown as InboundMessage;
+}
+
+/** Reads `spec` from `element` into `out`; `path` (`''` or `'SendPicsInfo.'`) prefixes field names in errors. */
+function readFields(element: Element, spec: Spec, path: string, kind: string, out: Record<string, unknown> = {}): Record<string, unknown> {
+  for (const name of spec.required) out[name] = required(element, name, kind, FIELD_FORMATS[name], path);
   for (const name of spec.optional) {
-    const value = text(root, name);
+    const value = text(element, name, path);
     if (value !== undefined) out[name] = value;
   }
-  // Sound because the tables are typed against the message interfaces (SpecTable above).
-  return out as unknown as InboundMessage;
+  for (const [name, nested] of Object.entries(spec.nested ?? {})) {
+    const child = childElement(element, name, path);
+    if ('items' in nested) {
+      out[name] = listItems(child).map((item, i) => readFields(item, nested.items, `${path}${name}.item[${i}].`, kind));
+    } else if (child !== undefined) {
+      out[name] = readFields(child, nested.fields, `${path}${name}.`, kind);
+    } else if (!nested.optional) {
+      throw new MessageParseError('MISSING_FIELD', `${path}${name} is missing (required in a ${kind} push)`, { field: `${path}${name}` });
+    }
+  }
+  return out;
 }
 
-/** The text of top-level element `name`, `undefined` if absent. Repeated or nested → INVALID_FIELD. */
-function text(root: Element, name: string): string | undefined {
-  if (!Object.hasOwn(root, name)) return undefined;
-  const value = root[name];
+/**
+ * The element `name` of `parent` as an object of children; `undefined` if absent. An element with
+ * no children (`<ResultList></ResultList>`, or only whitespace) is an empty object.
+ * @throws {MessageParseError} `INVALID_FIELD` if repeated or if it holds text instead of elements.
+ */
+function childElement(parent: Element, name: string, path: string): Element | undefined {
+  if (!Object.hasOwn(parent, name)) return undefined;
+  const value = parent[name];
+  if (isElement(value)) return value;
+  if (typeof value === 'string' && value.trim() === '') return {};
+  const problem = Array.isArray(value) ? `appears ${value.length} times` : 'holds text';
+  throw new MessageParseError('INVALID_FIELD', `${path}${name} ${problem}: expected one element with child elements`, { field: `${path}${name}` });
+}
+
+/** The `<item>` children of a list element (`PicList`, `ResultList`): none, one or many, always an array. */
+function listItems(list: Element | undefined): Element[] {
+  if (list === undefined || !Object.hasOwn(list, 'item')) return [];
+  const items: unknown = list['item'];
+  return (Array.isArray(items) ? items : [items]).map((item) => (isElement(item) ? item : {}));
+}
+
+/** The text of element `name` of `element`, `undefined` if absent. Repeated or nested → INVALID_FIELD. */
+function text(element: Element, name: string, path = ''): string | undefined {
+  if (!Object.hasOwn(element, name)) return undefined;
+  const value = element[name];
   if (typeof value === 'string') return value;
   const problem = Array.isArray(value) ? `appears ${value.length} times` : 'contains child elements';
-  throw new MessageParseError('INVALID_FIELD', `${name} ${problem}: expected one text value`, { field: name });
+  throw new MessageParseError('INVALID_FIELD', `${path}${name} ${problem}: expected one text value`, { field: `${path}${name}` });
 }
 
-/** A top-level text field the doc says is always present: absent → MISSING_FIELD, bad format → INVALID_FIELD. */
-function required(root: Element, name: string, kind: string, format?: Format): string {
-  const value = text(root, name);
-  if (value === undefined) throw new MessageParseError('MISSING_FIELD', `${name} is missing (required in a ${kind} push)`, { field: name });
+/** A text field the doc says is always present: absent → MISSING_FIELD, bad format → INVALID_FIELD. */
+function required(element: Element, name: string, kind: string, format?: Format, path = ''): string {
+  const value = text(element, name, path);
+  const field = `${path}${name}`;
+  if (value === undefined) throw new MessageParseError('MISSING_FIELD', `${field} is missing (required in a ${kind} push)`, { field });
   if (format && !format.test(value)) {
-    throw new MessageParseError('INVALID_FIELD', `${name} "${value.slice(0, 40)}" is not ${format.expected}`, { field: name });
+    throw new MessageParseError('INVALID_FIELD', `${field} "${value.slice(0, 40)}" is not ${format.expected}`, { field });
   }
   return value;
 }

@@ -38,6 +38,11 @@ describe('ordinary messages (接收普通消息; protocol README §2.3 examples)
     expect(parseMessage(xml)).toMatchObject({ MsgType: 'text', MsgDataId: '2247483650', Idx: '1' });
   });
 
+  it('image from an article keeps MsgDataId and Idx', () => {
+    const xml = push('<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId><MsgId>1</MsgId><MsgDataId>2247483650</MsgDataId><Idx>2</Idx>');
+    expect(parseMessage(xml)).toMatchObject({ MsgType: 'image', MsgDataId: '2247483650', Idx: '2' });
+  });
+
   it('image', () => {
     const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000001</CreateTime><MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://mmbiz.example/pic]]></PicUrl><MediaId><![CDATA[MEDIA_ID_1]]></MediaId><MsgId>7300000000000000002</MsgId></xml>';
     expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1700000001, MsgType: 'image', MsgId: '7300000000000000002', PicUrl: 'http://mmbiz.example/pic', MediaId: 'MEDIA_ID_1' });
@@ -199,8 +204,10 @@ describe('events (接收事件推送, 自定义菜单事件推送; README §2.4 
     ['location', 'LOCATION'],
     ['SUBSCRIBE', 'subscribe'],
     ['UnSubscribe', 'unsubscribe'],
+    ['VIEW_MINIPROGRAM', 'view_miniprogram'],
+    ['templatesendjobfinish', 'TEMPLATESENDJOBFINISH'],
   ])('mixed-case Event %s is normalised to %s', (raw, documented) => {
-    const extra = '<EventKey>K</EventKey><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>';
+    const extra = '<EventKey>K</EventKey><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision><MsgID>1</MsgID><Status>success</Status>';
     expect(parseMessage(event(raw, extra))).toMatchObject({ MsgType: 'event', Event: documented });
   });
 
@@ -214,39 +221,127 @@ describe('events (接收事件推送, 自定义菜单事件推送; README §2.4 
   });
 });
 
-describe('unknown events and message types never throw', () => {
-  it('scancode_waitmsg → UnknownEvent; nested ScanCodeInfo is left out of Fields', () => {
-    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000017</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[scancode_waitmsg]]></Event><EventKey><![CDATA[MENU_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[https://example.com/q]]></ScanResult></ScanCodeInfo></xml>';
+describe('menu and job-finish events (自定义菜单事件推送, 模板消息, 群发; README §2.4 examples)', () => {
+  const base = { ...common, MsgType: 'event' };
+
+  it.each(['scancode_waitmsg', 'scancode_push'])('%s reads the nested ScanCodeInfo', (name) => {
+    const xml = `<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000017</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[${name}]]></Event><EventKey><![CDATA[MENU_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[https://example.com/q]]></ScanResult></ScanCodeInfo></xml>`;
     expect(parseMessage(xml)).toStrictEqual({
-      ...common,
+      ...base,
       CreateTime: 1700000017,
-      MsgType: 'event',
-      Event: 'unknown',
-      RawEvent: 'scancode_waitmsg',
+      Event: name,
       EventKey: 'MENU_SCAN',
-      Fields: { ...common, CreateTime: '1700000017', MsgType: 'event', Event: 'scancode_waitmsg', EventKey: 'MENU_SCAN' },
+      ScanCodeInfo: { ScanType: 'qrcode', ScanResult: 'https://example.com/q' },
     });
   });
 
-  it('pic_photo_or_album, location_select, view_miniprogram → UnknownEvent', () => {
-    const pic = event('pic_photo_or_album', '<EventKey><![CDATA[MENU_PIC]]></EventKey><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum><![CDATA[5a75]]></PicMd5Sum></item><item><PicMd5Sum><![CDATA[1b5f]]></PicMd5Sum></item></PicList></SendPicsInfo>');
-    expect(parseMessage(pic)).toMatchObject({ Event: 'unknown', RawEvent: 'pic_photo_or_album', EventKey: 'MENU_PIC' });
-    const loc = event('location_select', '<EventKey><![CDATA[MENU_LOC]]></EventKey><SendLocationInfo><Location_X><![CDATA[31.2304]]></Location_X><Poiname><![CDATA[]]></Poiname></SendLocationInfo>');
-    expect(parseMessage(loc)).toMatchObject({ Event: 'unknown', RawEvent: 'location_select' });
-    const mini = parseMessage(event('view_miniprogram', '<EventKey><![CDATA[pages/index/index]]></EventKey><MenuId>410000002</MenuId>'));
-    expect(mini).toMatchObject({ Event: 'unknown', RawEvent: 'view_miniprogram', EventKey: 'pages/index/index', Fields: { MenuId: '410000002' } });
+  it.each(['pic_photo_or_album', 'pic_sysphoto', 'pic_weixin'])('%s reads SendPicsInfo with a PicList of two items', (name) => {
+    const xml = `<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000018</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[${name}]]></Event><EventKey><![CDATA[MENU_PIC]]></EventKey><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum><![CDATA[5a75aaca956d97be686719218f275c6b]]></PicMd5Sum></item><item><PicMd5Sum><![CDATA[1b5f7c23b5bf75682a53e7b6d163e185]]></PicMd5Sum></item></PicList></SendPicsInfo></xml>`;
+    expect(parseMessage(xml)).toStrictEqual({
+      ...base,
+      CreateTime: 1700000018,
+      Event: name,
+      EventKey: 'MENU_PIC',
+      SendPicsInfo: { Count: '2', PicList: [{ PicMd5Sum: '5a75aaca956d97be686719218f275c6b' }, { PicMd5Sum: '1b5f7c23b5bf75682a53e7b6d163e185' }] },
+    });
   });
 
-  it('TEMPLATESENDJOBFINISH keeps MsgID (capital D) as an exact string in Fields and has no EventKey', () => {
-    const m = parseMessage(event('TEMPLATESENDJOBFINISH', '<MsgID>3487542469355618313</MsgID><Status><![CDATA[failed: system failed]]></Status>'));
-    expect(m).toMatchObject({ Event: 'unknown', RawEvent: 'TEMPLATESENDJOBFINISH', Fields: { MsgID: '3487542469355618313', Status: 'failed: system failed' } });
-    expect('EventKey' in m).toBe(false);
+  it('a PicList with one item is still a list; an empty or absent PicList is an empty list', () => {
+    const one = event('pic_weixin', '<EventKey>K</EventKey><SendPicsInfo><Count>1</Count><PicList>\n <item><PicMd5Sum>abc</PicMd5Sum></item>\n</PicList></SendPicsInfo>');
+    expect(parseMessage(one)).toMatchObject({ SendPicsInfo: { Count: '1', PicList: [{ PicMd5Sum: 'abc' }] } });
+    const empty = event('pic_weixin', '<EventKey>K</EventKey><SendPicsInfo><Count>0</Count><PicList>\n\n</PicList></SendPicsInfo>');
+    expect(parseMessage(empty)).toMatchObject({ SendPicsInfo: { Count: '0', PicList: [] } });
+    const absent = event('pic_weixin', '<EventKey>K</EventKey><SendPicsInfo><Count>0</Count></SendPicsInfo>');
+    expect(parseMessage(absent)).toMatchObject({ SendPicsInfo: { Count: '0', PicList: [] } });
   });
 
-  it('MASSSENDJOBFINISH with nested, empty lists', () => {
-    const m = parseMessage(event('MASSSENDJOBFINISH', '<MsgID>1000000046</MsgID><Status><![CDATA[send success]]></Status><TotalCount>19</TotalCount><CopyrightCheckResult><Count>0</Count><ResultList></ResultList><CheckState>1</CheckState></CopyrightCheckResult>'));
-    expect(m).toMatchObject({ Event: 'unknown', Fields: { MsgID: '1000000046', TotalCount: '19' } });
-    expect(Object.keys((m as { Fields: object }).Fields)).not.toContain('CopyrightCheckResult');
+  it('location_select reads SendLocationInfo; numbers in CDATA stay strings, an empty Poiname is kept', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000019</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[location_select]]></Event><EventKey><![CDATA[MENU_LOC]]></EventKey><SendLocationInfo><Location_X><![CDATA[31.2304]]></Location_X><Location_Y><![CDATA[121.4737]]></Location_Y><Scale><![CDATA[15]]></Scale><Label><![CDATA[上海市黄浦区]]></Label><Poiname><![CDATA[]]></Poiname></SendLocationInfo></xml>';
+    expect(parseMessage(xml)).toStrictEqual({
+      ...base,
+      CreateTime: 1700000019,
+      Event: 'location_select',
+      EventKey: 'MENU_LOC',
+      SendLocationInfo: { Location_X: '31.2304', Location_Y: '121.4737', Scale: '15', Label: '上海市黄浦区', Poiname: '' },
+    });
+  });
+
+  it('view_miniprogram keeps the page path and MenuId', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000020</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[view_miniprogram]]></Event><EventKey><![CDATA[pages/index/index]]></EventKey><MenuId>410000002</MenuId></xml>';
+    expect(parseMessage(xml)).toStrictEqual({ ...base, CreateTime: 1700000020, Event: 'view_miniprogram', EventKey: 'pages/index/index', MenuId: '410000002' });
+  });
+
+  it('TEMPLATESENDJOBFINISH keeps MsgID (capital D) as the exact 64-bit string', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000021</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>3487542469355618313</MsgID><Status><![CDATA[failed: system failed]]></Status></xml>';
+    const m = parseMessage(xml);
+    expect(m).toStrictEqual({ ...base, CreateTime: 1700000021, Event: 'TEMPLATESENDJOBFINISH', MsgID: '3487542469355618313', Status: 'failed: system failed' });
+    expect(Number((m as { MsgID: string }).MsgID).toString()).not.toBe('3487542469355618313'); // why it stays a string
+  });
+
+  it('MASSSENDJOBFINISH with counts and an empty copyright list (README example)', () => {
+    const xml = '<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser000000000000000000000001]]></FromUserName><CreateTime>1700000022</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>1000000046</MsgID><Status><![CDATA[send success]]></Status><TotalCount>19</TotalCount><FilterCount>19</FilterCount><SentCount>19</SentCount><ErrorCount>0</ErrorCount><CopyrightCheckResult><Count>0</Count><ResultList></ResultList><CheckState>1</CheckState></CopyrightCheckResult></xml>';
+    expect(parseMessage(xml)).toStrictEqual({
+      ...base,
+      CreateTime: 1700000022,
+      Event: 'MASSSENDJOBFINISH',
+      MsgID: '1000000046',
+      Status: 'send success',
+      TotalCount: '19',
+      FilterCount: '19',
+      SentCount: '19',
+      ErrorCount: '0',
+      CopyrightCheckResult: { Count: '0', ResultList: [], CheckState: '1' },
+    });
+  });
+
+  it('MASSSENDJOBFINISH with copyright and article-URL results', () => {
+    const m = parseMessage(event('MASSSENDJOBFINISH', '<MsgID>7</MsgID><Status>err(20013)</Status>' +
+      '<CopyrightCheckResult><Count>2</Count><ResultList><item><ArticleIdx>1</ArticleIdx><UserDeclareState>0</UserDeclareState><AuditState>2</AuditState><OriginalArticleUrl><![CDATA[Url_1]]></OriginalArticleUrl><OriginalArticleType>1</OriginalArticleType><CanReprint>1</CanReprint><NeedReplaceContent>1</NeedReplaceContent><NeedShowReprintSource>1</NeedShowReprintSource></item><item><ArticleIdx>2</ArticleIdx></item></ResultList><CheckState>2</CheckState></CopyrightCheckResult>' +
+      '<ArticleUrlResult><Count>1</Count><ResultList><item><ArticleIdx>1</ArticleIdx><ArticleUrl><![CDATA[https://mp.weixin.qq.com/s/x]]></ArticleUrl></item></ResultList></ArticleUrlResult>'));
+    expect(m).toStrictEqual({
+      ...base,
+      CreateTime: 1700000000,
+      Event: 'MASSSENDJOBFINISH',
+      MsgID: '7',
+      Status: 'err(20013)',
+      CopyrightCheckResult: {
+        Count: '2',
+        CheckState: '2',
+        ResultList: [
+          { ArticleIdx: '1', UserDeclareState: '0', AuditState: '2', OriginalArticleUrl: 'Url_1', OriginalArticleType: '1', CanReprint: '1', NeedReplaceContent: '1', NeedShowReprintSource: '1' },
+          { ArticleIdx: '2' },
+        ],
+      },
+      ArticleUrlResult: { Count: '1', ResultList: [{ ArticleIdx: '1', ArticleUrl: 'https://mp.weixin.qq.com/s/x' }] },
+    });
+  });
+
+  it.each([
+    ['scancode_push without ScanCodeInfo', event('scancode_push', '<EventKey>K</EventKey>'), 'MISSING_FIELD', 'ScanCodeInfo'],
+    ['ScanCodeInfo without ScanResult', event('scancode_push', '<EventKey>K</EventKey><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo>'), 'MISSING_FIELD', 'ScanCodeInfo.ScanResult'],
+    ['ScanCodeInfo holding text', event('scancode_push', '<EventKey>K</EventKey><ScanCodeInfo>qrcode</ScanCodeInfo>'), 'INVALID_FIELD', 'ScanCodeInfo'],
+    ['two ScanCodeInfo', event('scancode_push', '<EventKey>K</EventKey><ScanCodeInfo><ScanType>a</ScanType><ScanResult>b</ScanResult></ScanCodeInfo><ScanCodeInfo/>'), 'INVALID_FIELD', 'ScanCodeInfo'],
+    ['a PicList item without PicMd5Sum', event('pic_weixin', '<EventKey>K</EventKey><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item><item></item></PicList></SendPicsInfo>'), 'MISSING_FIELD', 'SendPicsInfo.PicList.item[1].PicMd5Sum'],
+    ['location_select without Label', event('location_select', '<EventKey>K</EventKey><SendLocationInfo><Location_X>1</Location_X><Location_Y>2</Location_Y><Scale>3</Scale></SendLocationInfo>'), 'MISSING_FIELD', 'SendLocationInfo.Label'],
+    ['TEMPLATESENDJOBFINISH with a non-numeric MsgID', event('TEMPLATESENDJOBFINISH', '<MsgID>12a</MsgID><Status>success</Status>'), 'INVALID_FIELD', 'MsgID'],
+    ['MASSSENDJOBFINISH without Status', event('MASSSENDJOBFINISH', '<MsgID>1</MsgID>'), 'MISSING_FIELD', 'Status'],
+  ] as const)('%s → %s on %s', (_name, xml, code, field) => {
+    expect(expectCode(xml, code).field).toBe(field);
+  });
+});
+
+describe('unknown events and message types never throw', () => {
+  it('an unknown Event → UnknownEvent with RawEvent, EventKey and top-level text Fields; nested elements left out', () => {
+    const xml = event('some_future_event', '<EventKey><![CDATA[K1]]></EventKey><Extra>x</Extra><Info><A>1</A></Info>');
+    expect(parseMessage(xml)).toStrictEqual({
+      ...common,
+      CreateTime: 1700000000,
+      MsgType: 'event',
+      Event: 'unknown',
+      RawEvent: 'some_future_event',
+      EventKey: 'K1',
+      Fields: { ...common, CreateTime: '1700000000', MsgType: 'event', Event: 'some_future_event', EventKey: 'K1', Extra: 'x' },
+    });
   });
 
   it.each(['file', 'miniprogrampage', 'TEXT', 'something_new'])('MsgType %s → UnknownMessage', (type) => {
