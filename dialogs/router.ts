@@ -1,7 +1,7 @@
 /**
  * The demo's router table: first match wins; `help` takes whatever matches nothing.
- * While a dialog is active it gets the user's messages, except for the `interrupt` and no-reply
- * (`dialog: null`) routes below.
+ * While a dialog is active it gets the user's messages, except for the `interrupt` route below and
+ * notification events.
  */
 import { createRouter, type Route } from '../src/index.js';
 import { accumulator } from './accumulator.js';
@@ -18,10 +18,8 @@ export const routes: readonly Route[] = [
   { match: { text: /^(帮助|help)$/i }, dialog: help },
   // A new follower always gets the welcome, even in the middle of a dialog.
   { match: { event: 'subscribe' }, dialog: welcome, interrupt: true },
-  // Nobody can see a reply to these: answer nothing. unsubscribe also ends the dialog.
-  { match: { event: 'unsubscribe' }, dialog: null, interrupt: true },
-  { match: { event: 'VIEW' }, dialog: null },
-  { match: { event: 'LOCATION' }, dialog: null },
+  // No route is needed for unsubscribe, VIEW, LOCATION and the other notification events: without
+  // one they get no reply and never reach a dialog (unsubscribe also ends the active dialog).
 ];
 
 export const router = createRouter({ routes, fallback: help });

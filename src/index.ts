@@ -19,7 +19,18 @@ export {
 } from './dialog/dialog.js';
 
 // Routing
-export { createRouter, RouterError, type Route, type Matcher, type Router, type RouterOptions } from './dialog/router.js';
+export {
+  createRouter,
+  route,
+  isNotification,
+  NOTIFICATION_EVENTS,
+  RouterError,
+  type Route,
+  type Matcher,
+  type MatchedBy,
+  type Router,
+  type RouterOptions,
+} from './dialog/router.js';
 
 // The engine and its stores
 export {
@@ -55,4 +66,25 @@ export { parseMessage, MessageParseError, type MessageParseErrorCode } from './w
 export { messageIdentity } from './wechat/message-identity.js';
 export { computeSignature, verifySignature } from './wechat/signature.js';
 export { replyToXml, SUCCESS_BODY, type ReplyAddress } from './wechat/reply-xml.js';
-export { text, news, ReplyError, MAX_NEWS_ARTICLES, type Reply, type TextReply, type NewsReply, type Article } from './wechat/replies.js';
+export {
+  text,
+  image,
+  voice,
+  video,
+  music,
+  news,
+  transferCustomerService,
+  isReply,
+  ReplyError,
+  MAX_NEWS_ARTICLES,
+  type Reply,
+  type TextReply,
+  type ImageReply,
+  type VoiceReply,
+  type VideoReply,
+  type MusicReply,
+  type Music,
+  type NewsReply,
+  type Article,
+  type TransferCustomerServiceReply,
+} from './wechat/replies.js';

@@ -42,11 +42,17 @@ export type DialogGenerator =
   | Generator<DialogYield, DialogReturn, InboundMessage>
   | AsyncGenerator<DialogYield, DialogReturn, InboundMessage>;
 
-/** A dialog's code: a (sync or async) generator function. */
-export type DialogFunction = (first: InboundMessage, context: DialogContext) => DialogGenerator;
+/**
+ * A dialog's code: a (sync or async) generator function. `M` is the type of the opening message:
+ * {@link InboundMessage} unless the dialog is only started by routes that narrow it (see `route()`).
+ */
+export type DialogFunction<M extends InboundMessage = InboundMessage> = (first: M, context: DialogContext) => DialogGenerator;
 
-/** A named, versioned dialog, as the router and the engine know it. Create it with {@link defineDialog}. */
-export interface Dialog {
+/**
+ * A named, versioned dialog, as the router and the engine know it. Create it with {@link defineDialog}.
+ * `M` is the type of the message that opens it (the messages after it are always {@link InboundMessage}).
+ */
+export interface Dialog<M extends InboundMessage = InboundMessage> {
   /** Unique name, stored in the user's state to find the dialog again on the next message. */
   readonly name: string;
   /**
@@ -55,7 +61,7 @@ export interface Dialog {
    */
   readonly version: string;
   /** The generator function. */
-  readonly run: DialogFunction;
+  readonly run: DialogFunction<M>;
 }
 
 /** Options of {@link defineDialog}. */
@@ -79,7 +85,9 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 /**
  * Names a dialog so the router can start it and the engine can find it again.
  * @param name - 1 to 64 characters of `A-Z a-z 0-9 _ . : -`, unique within a router.
- * @param run - the generator function.
+ * @param run - the generator function. Annotate its first parameter (e.g. `first: ClickEvent`) for a
+ *   dialog that only menu clicks start; the router's `route()` then checks that only such a route
+ *   starts it.
  * @param options - see {@link DialogOptions}.
  * @throws {DialogDefinitionError} for an invalid name or a `run` that is not a function.
  * @example
@@ -88,7 +96,11 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
  *   ...
  * });
  */
-export function defineDialog(name: string, run: DialogFunction, options: DialogOptions = {}): Dialog {
+export function defineDialog<M extends InboundMessage = InboundMessage>(
+  name: string,
+  run: DialogFunction<M>,
+  options: DialogOptions = {},
+): Dialog<M> {
   if (!NAME_PATTERN.test(name)) {
     throw new DialogDefinitionError(
       `dialog name ${JSON.stringify(name)} is invalid: use 1 to 64 characters of A-Z a-z 0-9 _ . : -`,

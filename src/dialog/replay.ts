@@ -5,7 +5,7 @@
  * @module
  */
 import type { InboundMessage } from '../wechat/messages.js';
-import { MAX_NEWS_ARTICLES, text, type Reply } from '../wechat/replies.js';
+import { isReply, MAX_NEWS_ARTICLES, text, type Reply } from '../wechat/replies.js';
 import {
   EffectRequest,
   HandBack,
@@ -39,24 +39,7 @@ function toReply(dialog: Dialog, value: unknown): Reply | undefined {
   if (typeof value === 'string') return text(value);
   if (isReply(value)) return value;
   throw new DialogRuntimeError(
-    `dialog ${dialog.name} gave ${describe(value)} as a reply: yield or return text(...), news(...) with 1 to ${MAX_NEWS_ARTICLES} articles, a string, or nothing`,
-  );
-}
-
-const ARTICLE_FIELDS = ['Title', 'Description', 'PicUrl', 'Url'] as const;
-
-/** Whether `value` is a reply WeChat accepts: what `text()` and `news()` build. */
-function isReply(value: unknown): value is Reply {
-  if (typeof value !== 'object' || value === null || !('MsgType' in value)) return false;
-  if (value.MsgType === 'text') return 'Content' in value && typeof value.Content === 'string';
-  if (value.MsgType !== 'news' || !('Articles' in value) || !Array.isArray(value.Articles)) return false;
-  const articles: unknown[] = value.Articles;
-  return (
-    articles.length >= 1 &&
-    articles.length <= MAX_NEWS_ARTICLES &&
-    articles.every(
-      (a) => typeof a === 'object' && a !== null && ARTICLE_FIELDS.every((f) => typeof (a as Record<string, unknown>)[f] === 'string'),
-    )
+    `dialog ${dialog.name} gave ${describe(value)} as a reply: yield or return a string, a reply built with text(), image(), voice(), video(), music(), news() (1 to ${MAX_NEWS_ARTICLES} articles) or transferCustomerService(), or nothing`,
   );
 }
 

@@ -5,9 +5,12 @@
  * While a user has an active dialog, their messages go to it, except for routes marked
  * `interrupt` and routes with no reply (`dialog: null`), which are consulted first.
  *
+ * Notification events (see {@link isNotification}) report something rather than ask for an answer;
+ * they never reach an active dialog and never start the fallback, only a route that names them.
+ *
  * @module
  */
-import type { InboundMessage } from '../wechat/messages.js';
+import type { EventMessage, EventOf, InboundMessage, KnownEvent, KnownMsgType, TextMessage, UnknownMessage } from '../wechat/messages.js';
 import type { Dialog } from './dialog.js';
 
 /** Which messages a route takes. */
@@ -15,12 +18,35 @@ export type Matcher =
   /** Text messages whose `Content` equals the string exactly (case-sensitive, not trimmed), or matches the RegExp. */
   | { readonly text: string | RegExp }
   /**
-   * Events whose `Event` equals `event` (case-insensitive: `click` matches `CLICK`), and, when
-   * given, whose `EventKey` equals the string or matches the RegExp.
+   * Events whose `Event` equals `event` (case-insensitive: `click` matches `CLICK`; an event this
+   * version does not type is matched by the value WeChat sent), and, when given, whose `EventKey`
+   * equals the string or matches the RegExp (e.g. `/^qrscene_/` for follows through a QR code).
    */
-  | { readonly event: string; readonly eventKey?: string | RegExp }
-  /** Messages of this `MsgType` (`image`, `voice`, `location`, ... or a type this version does not know). */
-  | { readonly msgType: string };
+  | { readonly event: KnownEvent | (string & {}); readonly eventKey?: string | RegExp }
+  /** Messages of this `MsgType` (`image`, `voice`, `location`, … `event` for every event, or a type this version does not know). */
+  | { readonly msgType: KnownMsgType | (string & {}) };
+
+type OrdinaryMsgType = Exclude<KnownMsgType, 'event'>;
+
+/**
+ * The messages `M` matches, as a type: `MatchedBy<{ event: 'CLICK' }>` is {@link ClickEvent},
+ * `MatchedBy<{ text: 'hi' }>` is {@link TextMessage}, `MatchedBy<{ msgType: 'image' }>` is
+ * {@link ImageMessage}. An event named in another casing, or a type this version does not know,
+ * gives the wider type ({@link EventMessage}, {@link UnknownMessage}).
+ */
+export type MatchedBy<M extends Matcher> = M extends { readonly text: string | RegExp }
+  ? TextMessage
+  : M extends { readonly event: infer E }
+    ? E extends KnownEvent
+      ? EventOf<E>
+      : EventMessage
+    : M extends { readonly msgType: infer T }
+      ? T extends 'event'
+        ? EventMessage
+        : T extends OrdinaryMsgType
+          ? Extract<InboundMessage, { readonly MsgType: T }>
+          : UnknownMessage
+      : never;
 
 /** One row of the router table. */
 export interface Route {
@@ -38,11 +64,56 @@ export interface Route {
   readonly interrupt?: boolean;
 }
 
+/**
+ * A route whose dialog is typed by what the route matches: a dialog written for `ClickEvent`
+ * (`function* (first: ClickEvent)`) can be given to `{ event: 'CLICK' }` and to nothing wider,
+ * checked at compile time. Untyped dialogs (`first: InboundMessage`) fit every route.
+ * @param match - see {@link Matcher}.
+ * @param dialog - the dialog to start, or `null` for no reply.
+ * @param options - `interrupt`: see {@link Route.interrupt}.
+ * @example
+ * const today = defineDialog('today', function* (first: ClickEvent) { return text(`你点了 ${first.EventKey}`); });
+ * const routes = [route({ event: 'CLICK', eventKey: 'V1001_TODAY' }, today)];
+ */
+export function route<const M extends Matcher>(
+  match: M,
+  dialog: Dialog<MatchedBy<M>> | null,
+  options: { readonly interrupt?: boolean } = {},
+): Route {
+  // Sound: the router starts `dialog` only with a message `match` matched, which is a MatchedBy<M>.
+  const erased = dialog as Dialog | null;
+  return options.interrupt === undefined ? { match, dialog: erased } : { match, dialog: erased, interrupt: options.interrupt };
+}
+
+/**
+ * `Event` values that report something rather than ask for an answer: the user left
+ * (`unsubscribe`), a periodic location report (`LOCATION`, every 5 s), a menu link or Mini Program
+ * was opened (`VIEW`, `view_miniprogram`), a template or mass send finished. Nobody reads a reply to
+ * them (protocol README §3.1, §7).
+ */
+export const NOTIFICATION_EVENTS: ReadonlySet<string> = new Set<KnownEvent>([
+  'unsubscribe',
+  'LOCATION',
+  'VIEW',
+  'view_miniprogram',
+  'TEMPLATESENDJOBFINISH',
+  'MASSSENDJOBFINISH',
+]);
+
+/**
+ * Whether `message` is a notification: an event in {@link NOTIFICATION_EVENTS}, or an event this
+ * version does not know. Without a route that names it, a notification gets no reply and never
+ * reaches the active dialog or the fallback; `unsubscribe` also ends the active dialog.
+ */
+export function isNotification(message: InboundMessage): boolean {
+  return message.MsgType === 'event' && (message.Event === 'unknown' || NOTIFICATION_EVENTS.has(message.Event));
+}
+
 /** Options of {@link createRouter}. */
 export interface RouterOptions {
   /** The table, in priority order: first match wins. */
   readonly routes: readonly Route[];
-  /** The dialog for messages no route matches, or `null` for no reply. */
+  /** The dialog for messages no route matches, or `null` for no reply. Notification events never reach it. */
   readonly fallback: Dialog | null;
 }
 
@@ -128,13 +199,16 @@ export function createRouter(options: RouterOptions): Router {
 
   return {
     decide(message, dialogActive) {
+      const notification = isNotification(message);
       if (dialogActive) {
-        const route = routes.find((r) => (r.interrupt === true || r.dialog === null) && matches(r.match, message));
-        if (route === undefined) return { kind: 'continue' };
-        return decision(route.dialog, route.interrupt === true);
+        const taken = routes.find((r) => (r.interrupt === true || r.dialog === null) && matches(r.match, message));
+        if (taken !== undefined) return decision(taken.dialog, taken.interrupt === true);
+        if (notification) return { kind: 'no-reply', endsActive: message.MsgType === 'event' && message.Event === 'unsubscribe' };
+        return { kind: 'continue' };
       }
-      const route = routes.find((r) => matches(r.match, message));
-      return decision(route === undefined ? options.fallback : route.dialog, false);
+      const taken = routes.find((r) => matches(r.match, message));
+      if (taken !== undefined) return decision(taken.dialog, false);
+      return decision(notification ? null : options.fallback, false);
     },
     dialog: (name) => byName.get(name),
   };

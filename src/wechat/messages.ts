@@ -321,7 +321,9 @@ export type KnownEvent = Exclude<EventMessage['Event'], 'unknown'>;
 export type EventOf<E extends KnownEvent> = EventMessage extends infer U
   ? U extends { readonly Event: infer V }
     ? E extends V
-      ? U & { readonly Event: E }
+      ? [V] extends [E]
+        ? U
+        : U & { readonly Event: E }
       : never
     : never
   : never;

@@ -365,7 +365,7 @@ describe('DialogEngine: failures', () => {
     });
     const { engine, logger } = setup([{ match: { text: 'x' }, dialog: wrong }]);
     expect((await engine.handle(textFrom('u1', 'x'))).reply).toEqual(DEFAULT_APOLOGY);
-    expect(String((logger.lines[0]?.fields as { err: Error }).err)).toMatch(/yield or return text\(\.\.\.\)/);
+    expect(String((logger.lines[0]?.fields as { err: Error }).err)).toMatch(/yield or return a string, a reply built with text\(\), image\(\)/);
   });
 
   it.each([
@@ -373,7 +373,9 @@ describe('DialogEngine: failures', () => {
     ['a news reply with 9 articles', { MsgType: 'news', Articles: Array(9).fill({ Title: 't', Description: 'd', PicUrl: 'p', Url: 'u' }) }],
     ['an article without Url', { MsgType: 'news', Articles: [{ Title: 't', Description: 'd', PicUrl: 'p' }] }],
     ['a text reply without Content', { MsgType: 'text' }],
-    ['an unknown MsgType', { MsgType: 'music' }],
+    ['an unknown MsgType', { MsgType: 'location' }],
+    ['a music reply without ThumbMediaId', { MsgType: 'music', Music: { Title: 't' } }],
+    ['an image reply with an empty MediaId', { MsgType: 'image', Image: { MediaId: '' } }],
   ])('a hand-built reply WeChat would reject (%s) fails the turn instead of reaching the XML writer', async (_name, reply) => {
     const handBuilt = defineDialog('hand-built', function* () {
       return reply as unknown as Reply;

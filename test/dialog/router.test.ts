@@ -1,7 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { defineDialog } from '../../src/dialog/dialog.js';
-import { createRouter, RouterError } from '../../src/dialog/router.js';
-import type { InboundMessage } from '../../src/wechat/messages.js';
+import { createRouter, isNotification, route, RouterError, type MatchedBy } from '../../src/dialog/router.js';
+import type {
+  ClickEvent,
+  EventMessage,
+  ImageMessage,
+  InboundMessage,
+  ScanCodeEvent,
+  SubscribeEvent,
+  TextMessage,
+  UnknownMessage,
+} from '../../src/wechat/messages.js';
 import { text } from '../../src/wechat/replies.js';
 import { ACCOUNT, eventFrom, imageFrom, textFrom } from '../support/messages.js';
 
@@ -56,12 +65,23 @@ describe('createRouter', () => {
   });
 
   it('matches events this version does not type by their raw name', () => {
-    const router = createRouter({ routes: [{ match: { event: 'scancode_push', eventKey: 'k' }, dialog: a }], fallback: fb });
-    const scancode: InboundMessage = {
+    const router = createRouter({ routes: [{ match: { event: 'some_new_event', eventKey: 'k' }, dialog: a }], fallback: fb });
+    const future: InboundMessage = {
       ToUserName: ACCOUNT, FromUserName: 'u', CreateTime: 1, MsgType: 'event',
-      Event: 'unknown', RawEvent: 'scancode_push', EventKey: 'k', Fields: {},
+      Event: 'unknown', RawEvent: 'some_new_event', EventKey: 'k', Fields: {},
     };
-    expect(started(router.decide(scancode, false))).toBe('a');
+    expect(started(router.decide(future, false))).toBe('a');
+  });
+
+  it('matches menu events (scancode_*, pic_*, location_select) by name and EventKey', () => {
+    const router = createRouter({ routes: [{ match: { event: 'scancode_waitmsg', eventKey: /^SCAN_/ }, dialog: a }], fallback: fb });
+    const scan = (Event: 'scancode_push' | 'scancode_waitmsg', EventKey: string): InboundMessage => ({
+      ToUserName: ACCOUNT, FromUserName: 'u', CreateTime: 1, MsgType: 'event', Event, EventKey,
+      ScanCodeInfo: { ScanType: 'qrcode', ScanResult: 'r' },
+    });
+    expect(started(router.decide(scan('scancode_waitmsg', 'SCAN_1'), false))).toBe('a');
+    expect(started(router.decide(scan('scancode_waitmsg', 'OTHER'), false))).toBe('fb');
+    expect(started(router.decide(scan('scancode_push', 'SCAN_1'), false))).toBe('fb');
   });
 
   it('matches MsgTypes, including types this version does not know', () => {
@@ -101,6 +121,44 @@ describe('createRouter', () => {
     expect(started(router.decide(eventFrom('u', 'unsubscribe'), true))).toBe('no-reply!');
   });
 
+  it('notification events (unsubscribe, LOCATION, VIEW, job-finish, unknown events) never start the fallback', () => {
+    const router = createRouter({ routes: [], fallback: fb });
+    const base = { ToUserName: ACCOUNT, FromUserName: 'u', CreateTime: 1, MsgType: 'event' as const };
+    const notifications: InboundMessage[] = [
+      eventFrom('u', 'unsubscribe'),
+      eventFrom('u', 'VIEW', 'https://x'),
+      { ...base, Event: 'LOCATION', Latitude: '1', Longitude: '2', Precision: '3' },
+      { ...base, Event: 'view_miniprogram', EventKey: 'pages/index' },
+      { ...base, Event: 'TEMPLATESENDJOBFINISH', MsgID: '1', Status: 'success' },
+      { ...base, Event: 'MASSSENDJOBFINISH', MsgID: '1', Status: 'send success' },
+      { ...base, Event: 'unknown', RawEvent: 'some_new_event', Fields: {} },
+    ];
+    for (const m of notifications) {
+      expect(isNotification(m)).toBe(true);
+      expect(router.decide(m, false), JSON.stringify(m)).toEqual({ kind: 'no-reply', endsActive: false });
+    }
+    // User actions do reach the fallback, including message types this version does not know.
+    const file: InboundMessage = { ToUserName: ACCOUNT, FromUserName: 'u', CreateTime: 1, MsgType: 'unknown', RawMsgType: 'file', Fields: {} };
+    for (const m of [eventFrom('u', 'subscribe'), eventFrom('u', 'CLICK', 'K'), imageFrom('u'), file]) {
+      expect(isNotification(m)).toBe(false);
+      expect(started(router.decide(m, false))).toBe('fb');
+    }
+  });
+
+  it('notification events never reach an active dialog; unsubscribe ends it', () => {
+    const router = createRouter({ routes: [], fallback: fb });
+    expect(router.decide(eventFrom('u', 'VIEW', 'https://x'), true)).toEqual({ kind: 'no-reply', endsActive: false });
+    expect(router.decide(eventFrom('u', 'unsubscribe'), true)).toEqual({ kind: 'no-reply', endsActive: true });
+    expect(started(router.decide(eventFrom('u', 'CLICK', 'K'), true))).toBe('continue');
+    expect(started(router.decide(imageFrom('u'), true))).toBe('continue');
+  });
+
+  it('a route that names a notification event starts its dialog (when no dialog is active)', () => {
+    const router = createRouter({ routes: [{ match: { event: 'VIEW' }, dialog: a }], fallback: fb });
+    expect(started(router.decide(eventFrom('u', 'VIEW', 'https://x'), false))).toBe('a');
+    expect(started(router.decide(eventFrom('u', 'VIEW', 'https://x'), true))).toBe('no-reply');
+  });
+
   it('knows every dialog of the table and the fallback by name', () => {
     const router = createRouter({ routes: [{ match: { text: 'a' }, dialog: a }], fallback: fb });
     expect(router.dialog('a')).toBe(a);
@@ -119,5 +177,54 @@ describe('createRouter', () => {
   it('rejects a RegExp with the g or y flag, whose test() would depend on the previous call', () => {
     expect(() => createRouter({ routes: [{ match: { text: /x/g }, dialog: a }], fallback: null })).toThrow(/remove the flag/);
     expect(() => createRouter({ routes: [{ match: { event: 'CLICK', eventKey: /x/y }, dialog: a }], fallback: null })).toThrow(RouterError);
+  });
+});
+
+describe('route(): dialogs typed by what their route matches', () => {
+  const click = defineDialog('click', function* (first: ClickEvent) {
+    return text(`clicked ${first.EventKey}`);
+  });
+  const scan = defineDialog('scan', function* (first: ScanCodeEvent) {
+    return text(`${first.Event}: ${first.ScanCodeInfo.ScanResult}`);
+  });
+  const anything = defineDialog('anything', function* (first) {
+    return text(first.MsgType);
+  });
+
+  it('narrows the opening message: MatchedBy gives the message type of each matcher', () => {
+    expectTypeOf<MatchedBy<{ text: 'hi' }>>().toEqualTypeOf<TextMessage>();
+    expectTypeOf<MatchedBy<{ text: RegExp }>>().toEqualTypeOf<TextMessage>();
+    expectTypeOf<MatchedBy<{ event: 'CLICK' }>>().toEqualTypeOf<ClickEvent>();
+    expectTypeOf<MatchedBy<{ event: 'CLICK'; eventKey: RegExp }>['EventKey']>().toEqualTypeOf<string>();
+    expectTypeOf<MatchedBy<{ event: 'scancode_push' }>['ScanCodeInfo']>().toEqualTypeOf<ScanCodeEvent['ScanCodeInfo']>();
+    expectTypeOf<MatchedBy<{ event: 'scancode_push' }>['Event']>().toEqualTypeOf<'scancode_push'>();
+    expectTypeOf<MatchedBy<{ event: 'subscribe' }>>().toEqualTypeOf<SubscribeEvent>();
+    expectTypeOf<MatchedBy<{ event: 'click' }>>().toEqualTypeOf<EventMessage>(); // other casing: the wide type
+    expectTypeOf<MatchedBy<{ msgType: 'image' }>>().toEqualTypeOf<ImageMessage>();
+    expectTypeOf<MatchedBy<{ msgType: 'event' }>>().toEqualTypeOf<EventMessage>();
+    expectTypeOf<MatchedBy<{ msgType: 'file' }>>().toEqualTypeOf<UnknownMessage>();
+  });
+
+  it('accepts a typed dialog on its own route and an untyped dialog anywhere; refuses a mismatch at compile time', () => {
+    const routes = [
+      route({ event: 'CLICK', eventKey: 'V1001_TODAY' }, click),
+      route({ event: 'scancode_waitmsg' }, scan),
+      route({ event: 'scancode_push' }, scan, { interrupt: true }),
+      route({ text: /./ }, anything),
+      // @ts-expect-error a dialog written for CLICK events cannot be started by text messages
+      route({ text: 'x' }, click),
+      // @ts-expect-error nor by every event
+      route({ msgType: 'event' }, click),
+      // @ts-expect-error nor by a scancode event
+      route({ event: 'scancode_push' }, click),
+    ];
+    expect(routes[2]).toEqual({ match: { event: 'scancode_push' }, dialog: scan, interrupt: true });
+    expect('interrupt' in routes[0]!).toBe(false);
+  });
+
+  it('starts the typed dialog with the message its route matched', () => {
+    const router = createRouter({ routes: [route({ event: 'CLICK' }, click), route({ event: 'scancode_push' }, scan)], fallback: anything });
+    const decision = router.decide(eventFrom('u', 'CLICK', 'K1'), false);
+    expect(decision.kind === 'start' && decision.dialog.name).toBe('click');
   });
 });

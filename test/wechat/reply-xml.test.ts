@@ -1,6 +1,19 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
-import { news, ReplyError, text, type Article, type NewsReply, type Reply } from '../../src/wechat/replies.js';
+import {
+  image,
+  isReply,
+  music,
+  news,
+  ReplyError,
+  text,
+  transferCustomerService,
+  video,
+  voice,
+  type Article,
+  type NewsReply,
+  type Reply,
+} from '../../src/wechat/replies.js';
 import { replyToXml, SUCCESS_BODY } from '../../src/wechat/reply-xml.js';
 import { SAFE_XML_PARSER_OPTIONS } from '../../src/wechat/xml.js';
 
@@ -133,9 +146,105 @@ describe('news reply', () => {
   });
 });
 
+/** The documented XML of README §3.2, with the same ids and time as `to`. */
+const HEAD = '<xml><ToUserName><![CDATA[oUser000000000000000000000001]]></ToUserName><FromUserName><![CDATA[gh_0123456789ab]]></FromUserName><CreateTime>1700000100</CreateTime>';
+const addressBack = { ToUserName: to.ToUserName, FromUserName: to.FromUserName, CreateTime: '1700000100' };
+
+describe('image, voice, video, music and transfer_customer_service replies (被动回复, 消息转发到客服)', () => {
+  it.each([
+    ['image', image('MEDIA_ID'), '<MsgType><![CDATA[image]]></MsgType><Image><MediaId><![CDATA[MEDIA_ID]]></MediaId></Image></xml>'],
+    ['voice', voice('MEDIA_ID'), '<MsgType><![CDATA[voice]]></MsgType><Voice><MediaId><![CDATA[MEDIA_ID]]></MediaId></Voice></xml>'],
+    [
+      'video',
+      video('MEDIA_ID', { Title: '标题', Description: '描述' }),
+      '<MsgType><![CDATA[video]]></MsgType><Video><MediaId><![CDATA[MEDIA_ID]]></MediaId><Title><![CDATA[标题]]></Title><Description><![CDATA[描述]]></Description></Video></xml>',
+    ],
+    [
+      'music',
+      music({ Title: '歌名', Description: '歌手', MusicUrl: 'https://example.com/a.mp3', HQMusicUrl: 'https://example.com/a-hq.mp3', ThumbMediaId: 'THUMB_MEDIA_ID' }),
+      '<MsgType><![CDATA[music]]></MsgType><Music><Title><![CDATA[歌名]]></Title><Description><![CDATA[歌手]]></Description><MusicUrl><![CDATA[https://example.com/a.mp3]]></MusicUrl><HQMusicUrl><![CDATA[https://example.com/a-hq.mp3]]></HQMusicUrl><ThumbMediaId><![CDATA[THUMB_MEDIA_ID]]></ThumbMediaId></Music></xml>',
+    ],
+    ['transfer_customer_service', transferCustomerService(), '<MsgType><![CDATA[transfer_customer_service]]></MsgType></xml>'],
+  ] as const)('%s matches the documented XML exactly (README §3.2 example)', (_type, reply, tail) => {
+    expect(replyToXml(reply, to)).toBe(HEAD + tail);
+  });
+
+  it('transfer_customer_service to one agent carries TransInfo/KfAccount', () => {
+    expect(parseBack(replyToXml(transferCustomerService('test1@test'), to))).toStrictEqual({
+      ...addressBack,
+      MsgType: 'transfer_customer_service',
+      TransInfo: { KfAccount: 'test1@test' },
+    });
+  });
+
+  it('optional video and music fields are left out, not written empty', () => {
+    expect(parseBack(replyToXml(video('V'), to))).toStrictEqual({ ...addressBack, MsgType: 'video', Video: { MediaId: 'V' } });
+    expect(parseBack(replyToXml(music({ ThumbMediaId: 'T', MusicUrl: 'https://m' }), to))).toStrictEqual({
+      ...addressBack,
+      MsgType: 'music',
+      Music: { MusicUrl: 'https://m', ThumbMediaId: 'T' },
+    });
+    expect(video('V')).toStrictEqual({ MsgType: 'video', Video: { MediaId: 'V' } });
+  });
+
+  it('every value is escaped like text: ]]>, <, &, emoji and forbidden characters', () => {
+    const tricky = 'a]]>b <c> & 😀\u0001';
+    const back = parseBack(replyToXml(music({ Title: tricky, Description: tricky, ThumbMediaId: `T${tricky}` }), to));
+    expect(back['Music']).toStrictEqual({ Title: 'a]]>b <c> & 😀', Description: 'a]]>b <c> & 😀', ThumbMediaId: 'Ta]]>b <c> & 😀' });
+    expect(parseBack(replyToXml(image(tricky), to))['Image']).toStrictEqual({ MediaId: 'a]]>b <c> & 😀' });
+  });
+
+  it.each([
+    ['image()', () => image('')],
+    ['voice()', () => voice(undefined as unknown as string)],
+    ['video()', () => video('')],
+    ['video() with a numeric Title', () => video('V', { Title: 1 as unknown as string })],
+    ['music()', () => music({ Title: 'no thumbnail' } as unknown as Parameters<typeof music>[0])],
+    ['transferCustomerService()', () => transferCustomerService('')],
+    ['news() with an article missing Url', () => news([{ Title: 't', Description: 'd', PicUrl: 'p' } as unknown as Article])],
+  ])('%s with a missing or invalid value throws ReplyError naming the argument', (name, build) => {
+    expect(build).toThrow(ReplyError);
+    expect(build).toThrow(name.split(' ')[0]!.replace('()', ''));
+  });
+});
+
+describe('isReply', () => {
+  it('accepts what every constructor builds', () => {
+    const replies: Reply[] = [
+      text(''),
+      image('I'),
+      voice('V'),
+      video('M', { Title: 't' }),
+      music({ ThumbMediaId: 'T' }),
+      news([{ Title: 't', Description: 'd', PicUrl: 'p', Url: 'u' }]),
+      transferCustomerService(),
+      transferCustomerService('a@b'),
+    ];
+    for (const reply of replies) expect(isReply(reply), JSON.stringify(reply)).toBe(true);
+  });
+
+  it.each([
+    [null],
+    ['text'],
+    [{ MsgType: 'text' }],
+    [{ MsgType: 'image', Image: {} }],
+    [{ MsgType: 'image', MediaId: 'I' }],
+    [{ MsgType: 'voice', Voice: { MediaId: '' } }],
+    [{ MsgType: 'video', Video: { MediaId: 'M', Title: 5 } }],
+    [{ MsgType: 'music', Music: { Title: 't' } }],
+    [{ MsgType: 'news', Articles: [] }],
+    [{ MsgType: 'transfer_customer_service', TransInfo: {} }],
+    [{ MsgType: 'location' }],
+  ])('refuses %j', (value) => {
+    expect(isReply(value)).toBe(false);
+  });
+});
+
 describe('unknown reply type', () => {
   it('throws ReplyError instead of writing a broken reply', () => {
-    const bogus = { MsgType: 'music' } as unknown as Reply;
+    const bogus = { MsgType: 'location' } as unknown as Reply;
     expect(() => replyToXml(bogus, to)).toThrow(ReplyError);
+    const noMusic = { MsgType: 'music' } as unknown as Reply;
+    expect(() => replyToXml(noMusic, to)).toThrow(ReplyError);
   });
 });
