@@ -11,14 +11,19 @@ import type { InboundMessage } from './messages.js';
 
 /**
  * The identity WeChat keeps across retries of one push: `FromUserName` + `MsgId` for messages,
- * `FromUserName` + `CreateTime` + `Event` for events (and `CreateTime` + the raw `MsgType` for an
- * unknown type without `MsgId`). A string; `MsgId` stays exact (never a number).
+ * `FromUserName` + `CreateTime` + `Event` + `EventKey` for events (and `CreateTime` + the raw
+ * `MsgType` for an unknown type without `MsgId`). A string; `MsgId` stays exact (never a number).
+ *
+ * `EventKey` is not in the doc's advice, but `CreateTime` has a resolution of one second: without
+ * it, two menu clicks on different buttons within one second would look like one push retried
+ * (protocol README §3.1).
  * @example messageIdentity(text) // 'oUser…|m|7300000000000000001'
  */
 export function messageIdentity(message: InboundMessage): string {
   if (message.MsgType === 'event') {
     const event = message.Event === 'unknown' ? message.RawEvent : message.Event;
-    return `${message.FromUserName}|e|${message.CreateTime}|${event}`;
+    const eventKey = 'EventKey' in message && message.EventKey !== undefined ? message.EventKey : '';
+    return `${message.FromUserName}|e|${message.CreateTime}|${event}|${eventKey}`;
   }
   if (message.MsgId !== undefined) return `${message.FromUserName}|m|${message.MsgId}`;
   const type = message.MsgType === 'unknown' ? message.RawMsgType : message.MsgType;
