@@ -38,8 +38,16 @@ export interface Config {
   /**
    * Security mode (安全模式), from `WECHAT_APPID` and `WECHAT_ENCODING_AES_KEY` (both or neither):
    * `undefined` means plaintext only. `required` (`WECHAT_REQUIRE_ENCRYPTION`) refuses plaintext pushes.
+   * `previousEncodingAESKey` (`WECHAT_ENCODING_AES_KEY_PREVIOUS`) is tried when the current key fails.
    */
-  readonly security: { readonly appId: string; readonly encodingAESKey: string; readonly required: boolean } | undefined;
+  readonly security:
+    | {
+        readonly appId: string;
+        readonly encodingAESKey: string;
+        readonly previousEncodingAESKey?: string;
+        readonly required: boolean;
+      }
+    | undefined;
   /** `LOG_LEVEL`: pino level. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -113,6 +121,13 @@ const schema = z.object({
       .regex(/^[A-Za-z0-9]{43}$/, 'must be the 43-letter-or-digit EncodingAESKey (消息加解密密钥) from the console')
       .optional(),
   ),
+  WECHAT_ENCODING_AES_KEY_PREVIOUS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9]{43}$/, 'must be the previous 43-letter-or-digit EncodingAESKey, kept while the console switches keys')
+      .optional(),
+  ),
   WECHAT_REQUIRE_ENCRYPTION: z.preprocess(
     emptyAsUndefined,
     z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).default('false'),
@@ -154,6 +169,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if ((e.WECHAT_APPID === undefined) !== (e.WECHAT_ENCODING_AES_KEY === undefined)) {
     const missing = e.WECHAT_APPID === undefined ? 'WECHAT_APPID' : 'WECHAT_ENCODING_AES_KEY';
     throw new ConfigError(missing, `${missing} is required too: security mode needs both WECHAT_APPID and WECHAT_ENCODING_AES_KEY`);
+  }
+  if (e.WECHAT_ENCODING_AES_KEY_PREVIOUS !== undefined && e.WECHAT_ENCODING_AES_KEY === undefined) {
+    throw new ConfigError(
+      'WECHAT_ENCODING_AES_KEY_PREVIOUS',
+      'WECHAT_ENCODING_AES_KEY_PREVIOUS needs WECHAT_ENCODING_AES_KEY (the current key) and WECHAT_APPID',
+    );
   }
   const requireEncryption = e.WECHAT_REQUIRE_ENCRYPTION === 'true' || e.WECHAT_REQUIRE_ENCRYPTION === '1';
   if (requireEncryption && e.WECHAT_APPID === undefined) {
@@ -200,7 +221,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     security:
       e.WECHAT_APPID === undefined || e.WECHAT_ENCODING_AES_KEY === undefined
         ? undefined
-        : { appId: e.WECHAT_APPID, encodingAESKey: e.WECHAT_ENCODING_AES_KEY, required: requireEncryption },
+        : {
+            appId: e.WECHAT_APPID,
+            encodingAESKey: e.WECHAT_ENCODING_AES_KEY,
+            ...(e.WECHAT_ENCODING_AES_KEY_PREVIOUS === undefined ? {} : { previousEncodingAESKey: e.WECHAT_ENCODING_AES_KEY_PREVIOUS }),
+            required: requireEncryption,
+          },
     dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
     webConcurrency: e.WEB_CONCURRENCY,
     logLevel: e.LOG_LEVEL,

@@ -87,7 +87,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   if (config.security !== undefined) {
     logger.info(
-      { appId: config.security.appId, required: config.security.required },
+      { appId: config.security.appId, required: config.security.required, previousKey: config.security.previousEncodingAESKey !== undefined },
       config.security.required ? 'security mode (安全模式): plaintext pushes are refused' : 'security mode (安全模式) or compatible mode (兼容模式): encrypted and plaintext pushes accepted',
     );
   }

@@ -103,11 +103,19 @@ describe('security mode variables', () => {
     expect(strict.security?.required).toBe(true);
   });
 
+  it('takes WECHAT_ENCODING_AES_KEY_PREVIOUS beside the current key', () => {
+    const previous = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq';
+    const env = { ...TOKEN, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_ENCODING_AES_KEY_PREVIOUS: previous };
+    expect(loadConfig(env).security).toEqual({ appId: 'wx0123456789abcdef', encodingAESKey: KEY, previousEncodingAESKey: previous, required: false });
+  });
+
   it.each([
     [{ WECHAT_APPID: 'wx0123456789abcdef' }, /^WECHAT_ENCODING_AES_KEY is required too/],
     [{ WECHAT_ENCODING_AES_KEY: KEY }, /^WECHAT_APPID is required too/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY.slice(1) }, /^WECHAT_ENCODING_AES_KEY must be the 43-letter-or-digit EncodingAESKey/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: `${KEY.slice(1)}+` }, /^WECHAT_ENCODING_AES_KEY must be/],
+    [{ WECHAT_ENCODING_AES_KEY_PREVIOUS: KEY }, /^WECHAT_ENCODING_AES_KEY_PREVIOUS needs WECHAT_ENCODING_AES_KEY/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_ENCODING_AES_KEY_PREVIOUS: 'short' }, /^WECHAT_ENCODING_AES_KEY_PREVIOUS must be the previous/],
     [{ WECHAT_REQUIRE_ENCRYPTION: 'true' }, /^WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_REQUIRE_ENCRYPTION: 'yes' }, /^WECHAT_REQUIRE_ENCRYPTION must be true or false/],
   ])('refuses %j with one line naming the variable', (env, message) => {

@@ -43,9 +43,17 @@ export interface AppOptions {
   /**
    * Security mode (安全模式): pushes with `encrypt_type=aes` are checked with `msg_signature`,
    * decrypted, and answered encrypted. `required`: plaintext pushes are refused (400).
+   * `previousEncodingAESKey`: tried when `encodingAESKey` cannot decrypt a push, and then used for
+   * its reply, so the key can be changed in the console without losing pushes (消息加解密 技术方案
+   * advises keeping the previous key).
    * @default undefined: plaintext only; an encrypted push gets 400
    */
-  readonly security?: { readonly appId: string; readonly encodingAESKey: string; readonly required: boolean };
+  readonly security?: {
+    readonly appId: string;
+    readonly encodingAESKey: string;
+    readonly previousEncodingAESKey?: string;
+    readonly required: boolean;
+  };
 }
 
 /** A query value, or undefined when absent or repeated. */
@@ -82,7 +90,13 @@ export function createApp(options: AppOptions): express.Express {
   const security =
     options.security === undefined
       ? undefined
-      : { ...options.security, key: parseEncodingAESKey(options.security.encodingAESKey) };
+      : {
+          appId: options.security.appId,
+          required: options.security.required,
+          keys: [options.security.encodingAESKey, options.security.previousEncodingAESKey]
+            .filter((k): k is string => k !== undefined)
+            .map(parseEncodingAESKey),
+        };
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -112,21 +126,25 @@ export function createApp(options: AppOptions): express.Express {
     }
     const encrypted = queryValue(req, 'encrypt_type') === 'aes';
     let message;
+    let replyKey: Buffer | undefined; // the key that decrypted the push encrypts the reply
     try {
       let xml = body;
       if (encrypted) {
         if (security === undefined) {
           return plain(res, 400, 'encrypted push, but security mode is off: set WECHAT_APPID and WECHAT_ENCODING_AES_KEY');
         }
-        xml = verifyAndDecryptMessage({
-          key: security.key,
-          appId: security.appId,
-          token,
-          timestamp: queryValue(req, 'timestamp'),
-          nonce: queryValue(req, 'nonce'),
-          msgSignature: queryValue(req, 'msg_signature'),
-          encrypt: readEncrypt(body),
-        });
+        const encrypt = readEncrypt(body);
+        const decrypt = (key: Buffer): string =>
+          verifyAndDecryptMessage({
+            key,
+            appId: security.appId,
+            token,
+            timestamp: queryValue(req, 'timestamp'),
+            nonce: queryValue(req, 'nonce'),
+            msgSignature: queryValue(req, 'msg_signature'),
+            encrypt,
+          });
+        ({ xml, key: replyKey } = withFirstKey(security.keys, decrypt));
       } else if (security?.required === true) {
         logger.warn('plaintext push refused: WECHAT_REQUIRE_ENCRYPTION is set');
         return plain(res, 400, 'plaintext push refused: this server requires security mode (encrypt_type=aes)');
@@ -151,9 +169,9 @@ export function createApp(options: AppOptions): express.Express {
       CreateTime: createTime,
     });
     const reply =
-      encrypted && security !== undefined
+      replyKey !== undefined && security !== undefined
         ? encryptReply({
-            key: security.key,
+            key: replyKey,
             appId: security.appId,
             token,
             plaintextXml: xml,
@@ -179,4 +197,22 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   return app;
+}
+
+/**
+ * Decrypts with the first key that works (the current EncodingAESKey, then the previous one).
+ * A wrong `msg_signature` does not depend on the key, so it is not retried.
+ * @throws {DecryptError} the current key's error when no key works.
+ */
+function withFirstKey(keys: readonly Buffer[], decrypt: (key: Buffer) => string): { xml: string; key: Buffer } {
+  let first: unknown;
+  for (const key of keys) {
+    try {
+      return { xml: decrypt(key), key };
+    } catch (err) {
+      if (!(err instanceof DecryptError) || err.code === 'BAD_SIGNATURE') throw err;
+      first ??= err;
+    }
+  }
+  throw first;
 }

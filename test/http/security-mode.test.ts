@@ -16,26 +16,33 @@ import { SAFE_XML_PARSER_OPTIONS } from '../../src/wechat/xml.js';
 import { ACCOUNT, listenOnLoopback, parseReply, signedQuery, textXml, TOKEN, type TestServer } from '../support/http.js';
 
 const APP_ID = 'wx0123456789abcdef';
-const ENCODING_AES_KEY = randomBytes(64).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 43);
+const ENCODING_AES_KEY = newEncodingAESKey();
 const KEY = parseEncodingAESKey(ENCODING_AES_KEY);
 const envelopeParser = new XMLParser(SAFE_XML_PARSER_OPTIONS);
 
 /** The query and body WeChat sends for `plaintextXml` in security mode. */
-function encryptedPush(openid: string, plaintextXml: string, options: { appId?: string; msgSignature?: string } = {}) {
+function encryptedPush(openid: string, plaintextXml: string, options: { appId?: string; msgSignature?: string; key?: Buffer } = {}) {
   const query = new URLSearchParams(signedQuery(openid).slice(1));
-  const encrypt = encryptMessage({ key: KEY, appId: options.appId ?? APP_ID, plaintext: plaintextXml });
+  const encrypt = encryptMessage({ key: options.key ?? KEY, appId: options.appId ?? APP_ID, plaintext: plaintextXml });
   query.set('encrypt_type', 'aes');
   query.set('msg_signature', options.msgSignature ?? computeMsgSignature(TOKEN, query.get('timestamp')!, query.get('nonce')!, encrypt));
   const body = `<xml><ToUserName><![CDATA[${ACCOUNT}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
   return { query: `?${query.toString()}`, body, encrypt };
 }
 
-/** Checks the reply envelope's signature and decrypts it to the reply XML. */
-function openEnvelope(xml: string): string {
+/** Checks the reply envelope's signature and decrypts it (with `key`) to the reply XML. */
+function openEnvelope(xml: string, key = KEY): string {
   const { xml: envelope } = envelopeParser.parse(xml) as { xml: Record<string, string> };
   const { Encrypt, MsgSignature, TimeStamp, Nonce } = envelope as Record<string, string>;
   expect(MsgSignature).toBe(computeMsgSignature(TOKEN, String(TimeStamp), String(Nonce), String(Encrypt)));
-  return decryptMessage({ key: KEY, appId: APP_ID, encrypt: String(Encrypt) });
+  return decryptMessage({ key, appId: APP_ID, encrypt: String(Encrypt) });
+}
+
+/** A fresh random EncodingAESKey (43 letters or digits). */
+function newEncodingAESKey(): string {
+  let key = '';
+  while (key.length < 43) key += randomBytes(64).toString('base64').replace(/[^A-Za-z0-9]/g, '');
+  return key.slice(0, 43);
 }
 
 function serve(store: MemoryStore, required: boolean): Promise<TestServer> {
@@ -150,5 +157,40 @@ describe('security mode (安全模式) and compatible mode (兼容模式)', () =
       await plainServer.close();
       await plainStore.close();
     }
+  });
+});
+
+describe('changing the EncodingAESKey: the previous key keeps working (WECHAT_ENCODING_AES_KEY_PREVIOUS)', () => {
+  const NEW_KEY = newEncodingAESKey();
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  let server: TestServer;
+  beforeAll(async () => {
+    const engine = new DialogEngine({ router, store });
+    const security = { appId: APP_ID, encodingAESKey: NEW_KEY, previousEncodingAESKey: ENCODING_AES_KEY, required: true };
+    server = await listenOnLoopback(createApp({ token: TOKEN, engine, logger: pino({ level: 'silent' }), security }));
+  });
+  afterAll(async () => {
+    await server.close();
+    await store.close();
+  });
+  const send = async (openid: string, content: string, key: Buffer) => {
+    const push = encryptedPush(openid, textXml(openid, content), { key });
+    return fetch(`${server.url}/wechat${push.query}`, { method: 'POST', body: push.body });
+  };
+
+  it('one dialog goes on across the switch; each reply is encrypted with the key its push used', async () => {
+    const openid = 'oRotate00000000000000000001';
+    const before = await send(openid, '累加器', KEY);
+    expect(parseReply(openEnvelope(await before.text(), KEY)).Content).toBe('您需要累加几个数字？');
+    const after = await send(openid, '1', parseEncodingAESKey(NEW_KEY));
+    expect(parseReply(openEnvelope(await after.text(), parseEncodingAESKey(NEW_KEY))).Content).toBe('请输入第1个数字, 目前累加和:0');
+  });
+
+  it('a push under neither key gets 400 and touches no state', async () => {
+    const openid = 'oRotate00000000000000000002';
+    const response = await send(openid, '累加器', parseEncodingAESKey(newEncodingAESKey()));
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/^cannot decrypt: /);
+    expect(await store.load({ account: ACCOUNT, openid })).toBeUndefined();
   });
 });
