@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import getRawBody from 'raw-body';
 import type { Logger } from 'pino';
@@ -122,6 +123,9 @@ export function createApp(options: AppOptions): express.Express {
     } catch (err) {
       const status = isHttpError(err) && err.status >= 400 && err.status < 500 ? err.status : 400;
       logger.warn({ status, type: isHttpError(err) ? err.type : undefined }, 'could not read the request body');
+      // The rest of the body is still on the socket; rather than read it (it may be huge), close
+      // the connection after the answer so the next request does not start inside this body.
+      res.setHeader('Connection', 'close');
       return plain(res, status, status === 413 ? `body too large (limit ${limit} bytes)` : 'unreadable body');
     }
     const encrypted = queryValue(req, 'encrypt_type') === 'aes';
@@ -176,7 +180,7 @@ export function createApp(options: AppOptions): express.Express {
             token,
             plaintextXml: xml,
             timestamp: createTime,
-            nonce: queryValue(req, 'nonce') ?? String(createTime),
+            nonce: replyNonce(queryValue(req, 'nonce')),
           })
         : xml;
     res.status(200).type('application/xml; charset=utf-8').send(reply);
@@ -215,4 +219,15 @@ function withFirstKey(keys: readonly Buffer[], decrypt: (key: Buffer) => string)
     }
   }
   throw first;
+}
+
+const SAFE_NONCE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The reply envelope's `Nonce`: the query `nonce` echoed, as the doc suggests, when it is a plain
+ * token (WeChat sends digits); otherwise a fresh one, since any string works and a nonce with
+ * characters XML cannot carry would make the reply impossible to write after the turn was taken.
+ */
+function replyNonce(queryNonce: string | undefined): string {
+  return queryNonce !== undefined && SAFE_NONCE.test(queryNonce) ? queryNonce : String(randomInt(1, 2 ** 31));
 }
