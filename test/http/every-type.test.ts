@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineDialog } from '../../src/dialog/dialog.js';
 import { createRouter, route } from '../../src/dialog/router.js';
 import { MemoryStore } from '../../src/dialog/store/memory-store.js';
-import type { InboundMessage, LocationSelectEvent, PicEvent } from '../../src/wechat/messages.js';
+import type { ClickEvent, InboundMessage, LocationSelectEvent, PicEvent } from '../../src/wechat/messages.js';
 import { parseMessage } from '../../src/wechat/parser.js';
 import { image, music, news, text, transferCustomerService, video, voice } from '../../src/wechat/replies.js';
 import { SAFE_XML_PARSER_OPTIONS } from '../../src/wechat/xml.js';
 import { ACCOUNT, serveDialogs, signedQuery, type TestServer } from '../support/http.js';
+import { storeFactories, type StoreUnderTest } from '../support/stores.js';
 
 /** Replies with the message it was opened with, as JSON: what the dialog saw, field by field. */
 const echo = defineDialog('echo', function* (first) {
@@ -174,5 +175,49 @@ describe('every message type, event and reply type over HTTP', () => {
       const { ToUserName: _to, FromUserName: _from, CreateTime: _time, ...rest } = await say(keyword);
       expect(rest).toStrictEqual(fields);
     });
+  });
+});
+
+/**
+ * A menu conversation over several turns: a CLICK opens it, then a scancode_waitmsg event and a
+ * location_select event answer it. Their nested fields must survive the stored state and replay.
+ */
+const checkIn = defineDialog('check-in', function* (first: ClickEvent) {
+  const scan = yield text(`${first.EventKey}: 请扫描会场二维码`);
+  if (scan.MsgType !== 'event' || (scan.Event !== 'scancode_waitmsg' && scan.Event !== 'scancode_push')) return text('请使用扫码菜单');
+  const where = yield text(`已扫描 ${scan.ScanCodeInfo.ScanResult}，请发送位置`);
+  if (where.MsgType !== 'event' || where.Event !== 'location_select') return text('请使用位置菜单');
+  return text(`签到成功：${scan.ScanCodeInfo.ScanResult} @ ${where.SendLocationInfo.Label} (${where.SendLocationInfo.Poiname ?? ''})`);
+});
+const menuRouter = createRouter({ routes: [route({ event: 'CLICK', eventKey: 'CHECK_IN' }, checkIn)], fallback: null });
+
+describe.each(storeFactories())('a typed menu dialog over several turns on $name', (factory) => {
+  let store: StoreUnderTest;
+  let server: TestServer;
+  beforeAll(async () => {
+    store = await factory.create();
+    server = await serveDialogs(menuRouter, store.store);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await store?.cleanup();
+  });
+
+  it('CLICK, then scancode_waitmsg, then location_select: nested fields replayed from the stored state', async () => {
+    const openid = `oMenuTurns${factory.name.replace(/\W/g, '').slice(0, 8).padEnd(8, '0')}0000000001`;
+    const at = Math.floor(Date.now() / 1000);
+    const event = (time: number, name: string, inner: string) =>
+      `<xml>${TO}<FromUserName><![CDATA[${openid}]]></FromUserName><CreateTime>${time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[${name}]]></Event>${inner}</xml>`;
+    const say = async (xml: string): Promise<string> => {
+      const response = await fetch(`${server.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: xml });
+      return String((replyParser.parse(await response.text()) as { xml: Record<string, unknown> }).xml['Content']);
+    };
+    expect(await say(event(at, 'CLICK', '<EventKey><![CDATA[CHECK_IN]]></EventKey>'))).toBe('CHECK_IN: 请扫描会场二维码');
+    expect(
+      await say(event(at + 1, 'scancode_waitmsg', '<EventKey><![CDATA[MENU_SCAN]]></EventKey><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[HALL-7]]></ScanResult></ScanCodeInfo>')),
+    ).toBe('已扫描 HALL-7，请发送位置');
+    expect(
+      await say(event(at + 2, 'location_select', '<EventKey><![CDATA[MENU_LOC]]></EventKey><SendLocationInfo><Location_X><![CDATA[31.2304]]></Location_X><Location_Y><![CDATA[121.4737]]></Location_Y><Scale><![CDATA[15]]></Scale><Label><![CDATA[上海市黄浦区]]></Label><Poiname><![CDATA[会展中心]]></Poiname></SendLocationInfo>')),
+    ).toBe('签到成功：HALL-7 @ 上海市黄浦区 (会展中心)');
   });
 });
