@@ -48,6 +48,13 @@ export interface Config {
         readonly required: boolean;
       }
     | undefined;
+  /**
+   * Late replies through the customer-service API (客服消息), from `WECHAT_APPSECRET` (needs
+   * `WECHAT_APPID`): `undefined` means a slow turn is simply waited for. `deadlineMs`
+   * (`REPLY_DEADLINE_MS`, **milliseconds**) is when a running turn is answered `success`;
+   * `apiBase` (`WECHAT_API_BASE`) is where WeChat's API lives.
+   */
+  readonly lateReplies: { readonly appId: string; readonly appSecret: string; readonly deadlineMs: number; readonly apiBase: string } | undefined;
   /** `LOG_LEVEL`: pino level. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -128,6 +135,18 @@ const schema = z.object({
       .regex(/^[A-Za-z0-9]{43}$/, 'must be the previous 43-letter-or-digit EncodingAESKey, kept while the console switches keys')
       .optional(),
   ),
+  WECHAT_APPSECRET: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^[A-Za-z0-9]{16,64}$/, "must be the account's AppSecret (开发者密码), letters and digits").optional(),
+  ),
+  REPLY_DEADLINE_MS: z.preprocess(emptyAsUndefined, integer(100, 4_900).default(4_500)),
+  WECHAT_API_BASE: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+$/, 'must be a base URL without a path, e.g. https://api.weixin.qq.com')
+      .default('https://api.weixin.qq.com'),
+  ),
   WECHAT_REQUIRE_ENCRYPTION: z.preprocess(
     emptyAsUndefined,
     z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).default('false'),
@@ -166,15 +185,23 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(variable, `${variable} ${issue?.message ?? 'is invalid'}`);
   }
   const e = result.data;
-  if ((e.WECHAT_APPID === undefined) !== (e.WECHAT_ENCODING_AES_KEY === undefined)) {
-    const missing = e.WECHAT_APPID === undefined ? 'WECHAT_APPID' : 'WECHAT_ENCODING_AES_KEY';
-    throw new ConfigError(missing, `${missing} is required too: security mode needs both WECHAT_APPID and WECHAT_ENCODING_AES_KEY`);
+  if (e.WECHAT_ENCODING_AES_KEY !== undefined && e.WECHAT_APPID === undefined) {
+    throw new ConfigError('WECHAT_APPID', 'WECHAT_APPID is required too: security mode needs both WECHAT_APPID and WECHAT_ENCODING_AES_KEY');
+  }
+  if (e.WECHAT_APPID !== undefined && e.WECHAT_ENCODING_AES_KEY === undefined && e.WECHAT_APPSECRET === undefined) {
+    throw new ConfigError(
+      'WECHAT_ENCODING_AES_KEY',
+      'WECHAT_ENCODING_AES_KEY is required too: WECHAT_APPID is used by security mode (with WECHAT_ENCODING_AES_KEY) or late replies (with WECHAT_APPSECRET)',
+    );
   }
   if (e.WECHAT_ENCODING_AES_KEY_PREVIOUS !== undefined && e.WECHAT_ENCODING_AES_KEY === undefined) {
     throw new ConfigError(
       'WECHAT_ENCODING_AES_KEY_PREVIOUS',
       'WECHAT_ENCODING_AES_KEY_PREVIOUS needs WECHAT_ENCODING_AES_KEY (the current key) and WECHAT_APPID',
     );
+  }
+  if (e.WECHAT_APPSECRET !== undefined && e.WECHAT_APPID === undefined) {
+    throw new ConfigError('WECHAT_APPSECRET', 'WECHAT_APPSECRET needs WECHAT_APPID: the access_token is fetched for that AppID');
   }
   const requireEncryption = e.WECHAT_REQUIRE_ENCRYPTION === 'true' || e.WECHAT_REQUIRE_ENCRYPTION === '1';
   if (requireEncryption && e.WECHAT_APPID === undefined) {
@@ -227,6 +254,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
             ...(e.WECHAT_ENCODING_AES_KEY_PREVIOUS === undefined ? {} : { previousEncodingAESKey: e.WECHAT_ENCODING_AES_KEY_PREVIOUS }),
             required: requireEncryption,
           },
+    lateReplies:
+      e.WECHAT_APPID === undefined || e.WECHAT_APPSECRET === undefined
+        ? undefined
+        : { appId: e.WECHAT_APPID, appSecret: e.WECHAT_APPSECRET, deadlineMs: e.REPLY_DEADLINE_MS, apiBase: e.WECHAT_API_BASE },
     dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
     webConcurrency: e.WEB_CONCURRENCY,
     logLevel: e.LOG_LEVEL,

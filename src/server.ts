@@ -5,6 +5,7 @@
  * @module
  */
 import type { Server } from 'node:http';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { router } from '../dialogs/router.js';
 import type { Config } from './config.js';
@@ -13,7 +14,10 @@ import { MemoryStore } from './dialog/store/memory-store.js';
 import { RedisStore } from './dialog/store/redis-store.js';
 import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
 import type { DialogStore } from './dialog/store/store.js';
-import { createApp } from './http/app.js';
+import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken } from './delivery/access-token.js';
+import { CustomerServiceSender } from './delivery/late-replies.js';
+import { createApp, type AppOptions } from './http/app.js';
+import { fetchStableAccessToken } from './wechat/customer-service.js';
 import { text } from './wechat/replies.js';
 
 /** A running server. */
@@ -48,20 +52,37 @@ function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
-function createStore(config: Config, logger: Logger): DialogStore {
+/** The dialog store and, with Redis, its client (shared with the access_token cache). */
+function createStore(config: Config, logger: Logger): { store: DialogStore; redis?: Redis | Cluster } {
   if (config.redisUrl === undefined) {
     logger.info('REDIS_URL is not set: dialog state is kept in this process only (development mode)');
-    return new MemoryStore();
+    return { store: new MemoryStore() };
   }
   const onError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
   if (config.redisCluster) {
     const cluster = createRedisClusterClient(config.redisUrl, { onError });
     logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis Cluster (seed ${redactUrl(config.redisUrl)})`);
-    return new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix });
+    return { store: new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix }), redis: cluster };
   }
   const redis = createRedisClient(config.redisUrl, { onError });
   logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis at ${redactUrl(config.redisUrl)}`);
-  return new RedisStore({ redis, keyPrefix: config.redisKeyPrefix });
+  return { store: new RedisStore({ redis, keyPrefix: config.redisKeyPrefix }), redis };
+}
+
+/** Late replies as customer-service messages, with the access_token shared through Redis when there is one. */
+function createLateReplies(config: Config, logger: Logger, redis: Redis | Cluster | undefined): AppOptions['lateReplies'] {
+  const late = config.lateReplies;
+  if (late === undefined) return undefined;
+  const api = { baseUrl: late.apiBase };
+  const cache =
+    redis === undefined ? new MemoryAccessTokenCache() : new RedisAccessTokenCache(redis, { keyPrefix: config.redisKeyPrefix, appId: late.appId });
+  const token = new SharedAccessToken({ cache, fetchToken: () => fetchStableAccessToken(late.appId, late.appSecret, api) });
+  const sender = new CustomerServiceSender({ token, api });
+  logger.info(
+    { deadlineMs: late.deadlineMs, apiBase: late.apiBase },
+    'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message',
+  );
+  return { deadlineMs: late.deadlineMs, send: (openid, reply) => sender.send(openid, reply) };
 }
 
 /**
@@ -69,7 +90,8 @@ function createStore(config: Config, logger: Logger): DialogStore {
  * @throws when the port cannot be bound (the error of `server.listen`).
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const store = createStore(config, logger);
+  const { store, redis } = createStore(config, logger);
+  const lateReplies = createLateReplies(config, logger, redis);
   const engine = new DialogEngine({
     router,
     store,
@@ -84,6 +106,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     engine,
     logger,
     ...(config.security === undefined ? {} : { security: config.security }),
+    ...(lateReplies === undefined ? {} : { lateReplies }),
   });
   if (config.security !== undefined) {
     logger.info(

@@ -22,6 +22,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import getRawBody from 'raw-body';
 import type { Logger } from 'pino';
 import type { DialogEngine } from '../dialog/engine.js';
+import type { Reply } from '../wechat/replies.js';
 import { DecryptError, encryptReply, parseEncodingAESKey, verifyAndDecryptMessage } from '../wechat/crypto.js';
 import { MessageParseError, parseMessage, readEncrypt } from '../wechat/parser.js';
 import { SUCCESS_BODY, replyToXml } from '../wechat/reply-xml.js';
@@ -49,6 +50,14 @@ export interface AppOptions {
    * advises keeping the previous key).
    * @default undefined: plaintext only; an encrypted push gets 400
    */
+  /**
+   * Late replies (design.md, "WeChat's clock"): a turn still running `deadlineMs` **milliseconds**
+   * after the push arrived is answered `success` at once (WeChat waits 5 s, then retries), and its
+   * reply, when the turn ends, is given to `send` (a customer-service message, 客服消息). Errors of
+   * `send` are logged.
+   * @default undefined: the response waits for the turn, however long it takes
+   */
+  readonly lateReplies?: { readonly deadlineMs: number; send(openid: string, reply: Reply): Promise<unknown> };
   readonly security?: {
     readonly appId: string;
     readonly encodingAESKey: string;
@@ -84,7 +93,7 @@ function isHttpError(err: unknown): err is { status: number; type?: string } {
  * Builds the app. It only serves `path`; mount it at the root.
  */
 export function createApp(options: AppOptions): express.Express {
-  const { token, engine, logger } = options;
+  const { token, engine, logger, lateReplies } = options;
   const path = options.path ?? '/wechat';
   const limit = options.bodyLimitBytes ?? 64 * 1024;
   const now = options.now ?? Date.now;
@@ -113,6 +122,7 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   app.post(path, async (req, res) => {
+    const arrivedAt = performance.now();
     if (!hasValidSignature(req, token)) {
       logger.warn({ path }, 'POST with a missing or wrong signature: ignored');
       return plain(res, 401, 'invalid signature');
@@ -164,7 +174,22 @@ export function createApp(options: AppOptions): express.Express {
       logger.warn({ code: err.code, reason: err.message }, 'POST body is not a WeChat message');
       return plain(res, 400, `not a WeChat message: ${err.message}`);
     }
-    const result = await engine.handle(message);
+    const turn = engine.handle(message);
+    const result = lateReplies === undefined ? await turn : await beforeDeadline(turn, lateReplies.deadlineMs - (performance.now() - arrivedAt));
+    if (result === undefined) {
+      // Too late for a passive reply: answer now, deliver the reply when the turn ends.
+      const openid = message.FromUserName;
+      logger.info({ deadlineMs: lateReplies?.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
+      plain(res, 200, SUCCESS_BODY);
+      void turn
+        .then(async ({ reply }) => {
+          if (reply === undefined || lateReplies === undefined) return;
+          const outcome = await lateReplies.send(openid, reply);
+          logger.info({ outcome }, 'late reply delivered as a customer-service message');
+        })
+        .catch((err: unknown) => logger.warn({ err }, 'a late reply could not be sent as a customer-service message'));
+      return;
+    }
     if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);
     const createTime = Math.floor(now() / 1000);
     const xml = replyToXml(result.reply, {
@@ -230,4 +255,17 @@ const SAFE_NONCE = /^[A-Za-z0-9_-]{1,64}$/;
  */
 function replyNonce(queryNonce: string | undefined): string {
   return queryNonce !== undefined && SAFE_NONCE.test(queryNonce) ? queryNonce : String(randomInt(1, 2 ** 31));
+}
+
+/** `promise`'s value if it settles within `ms` **milliseconds**, else `undefined` (it keeps running). */
+async function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms), undefined);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
