@@ -88,3 +88,24 @@ export {
   type Article,
   type TransferCustomerServiceReply,
 } from './wechat/replies.js';
+
+// Late replies: customer-service messages (客服消息) and the shared access_token
+export {
+  toCustomMessage,
+  sendCustomMessage,
+  fetchStableAccessToken,
+  WeChatApiError,
+  WECHAT_API_BASE,
+  type CustomMessage,
+  type AccessToken,
+  type ApiOptions,
+  type WeChatApiErrorKind,
+} from './wechat/customer-service.js';
+export {
+  SharedAccessToken,
+  MemoryAccessTokenCache,
+  RedisAccessTokenCache,
+  type AccessTokenCache,
+  type SharedAccessTokenOptions,
+} from './delivery/access-token.js';
+export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';

@@ -103,6 +103,20 @@ describe('security mode variables', () => {
     expect(strict.security?.required).toBe(true);
   });
 
+  it('late replies are off by default; WECHAT_APPSECRET (with WECHAT_APPID) turns them on', () => {
+    expect(loadConfig(TOKEN).lateReplies).toBeUndefined();
+    const env = { ...TOKEN, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_APPSECRET: '0123456789abcdef0123456789abcdef' };
+    expect(loadConfig(env).lateReplies).toEqual({
+      appId: 'wx0123456789abcdef',
+      appSecret: '0123456789abcdef0123456789abcdef',
+      deadlineMs: 4500,
+      apiBase: 'https://api.weixin.qq.com',
+    });
+    expect(loadConfig(env).security).toBeUndefined(); // an AppID for late replies only: plaintext mode
+    const custom = loadConfig({ ...env, REPLY_DEADLINE_MS: '3000', WECHAT_API_BASE: 'http://127.0.0.1:9000' }).lateReplies;
+    expect(custom).toMatchObject({ deadlineMs: 3000, apiBase: 'http://127.0.0.1:9000' });
+  });
+
   it('takes WECHAT_ENCODING_AES_KEY_PREVIOUS beside the current key', () => {
     const previous = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq';
     const env = { ...TOKEN, WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_ENCODING_AES_KEY_PREVIOUS: previous };
@@ -115,6 +129,10 @@ describe('security mode variables', () => {
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY.slice(1) }, /^WECHAT_ENCODING_AES_KEY must be the 43-letter-or-digit EncodingAESKey/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: `${KEY.slice(1)}+` }, /^WECHAT_ENCODING_AES_KEY must be/],
     [{ WECHAT_ENCODING_AES_KEY_PREVIOUS: KEY }, /^WECHAT_ENCODING_AES_KEY_PREVIOUS needs WECHAT_ENCODING_AES_KEY/],
+    [{ WECHAT_APPSECRET: '0123456789abcdef' }, /^WECHAT_APPSECRET needs WECHAT_APPID/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_APPSECRET: 'short' }, /^WECHAT_APPSECRET must be the account's AppSecret/],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_APPSECRET: '0123456789abcdef', REPLY_DEADLINE_MS: '5000' }, /^REPLY_DEADLINE_MS /],
+    [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_APPSECRET: '0123456789abcdef', WECHAT_API_BASE: 'https://api.weixin.qq.com/cgi-bin' }, /^WECHAT_API_BASE must be a base URL/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_ENCODING_AES_KEY_PREVIOUS: 'short' }, /^WECHAT_ENCODING_AES_KEY_PREVIOUS must be the previous/],
     [{ WECHAT_REQUIRE_ENCRYPTION: 'true' }, /^WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY/],
     [{ WECHAT_APPID: 'wx0123456789abcdef', WECHAT_ENCODING_AES_KEY: KEY, WECHAT_REQUIRE_ENCRYPTION: 'yes' }, /^WECHAT_REQUIRE_ENCRYPTION must be true or false/],
