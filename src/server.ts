@@ -22,7 +22,7 @@ import { text } from './wechat/replies.js';
 
 /** A running server. */
 export interface RunningServer {
-  /** Stops accepting connections, lets requests in flight finish, then closes the store. */
+  /** Stops accepting connections, lets requests and late turns in flight finish, then closes the store. */
   close(): Promise<void>;
 }
 
@@ -45,6 +45,19 @@ export function throttledWarning(logger: Pick<Logger, 'warn'>, message: string, 
     lastAt = now();
     skipped = 0;
   };
+}
+
+/** Work that outlives its request (late turns), so that a shutdown can wait for it. */
+class PendingWork {
+  private readonly works = new Set<Promise<void>>();
+  track(work: Promise<void>): void {
+    this.works.add(work);
+    void work.finally(() => this.works.delete(work));
+  }
+  /** Resolves when every tracked work has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.works]);
+  }
 }
 
 /** The URL without its password, for logs. */
@@ -70,7 +83,12 @@ function createStore(config: Config, logger: Logger): { store: DialogStore; redi
 }
 
 /** Late replies as customer-service messages, with the access_token shared through Redis when there is one. */
-function createLateReplies(config: Config, logger: Logger, redis: Redis | Cluster | undefined): AppOptions['lateReplies'] {
+function createLateReplies(
+  config: Config,
+  logger: Logger,
+  redis: Redis | Cluster | undefined,
+  pending: PendingWork,
+): AppOptions['lateReplies'] {
   const late = config.lateReplies;
   if (late === undefined) return undefined;
   const api = { baseUrl: late.apiBase };
@@ -82,7 +100,7 @@ function createLateReplies(config: Config, logger: Logger, redis: Redis | Cluste
     { deadlineMs: late.deadlineMs, apiBase: late.apiBase },
     'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message',
   );
-  return { deadlineMs: late.deadlineMs, send: (openid, reply) => sender.send(openid, reply) };
+  return { deadlineMs: late.deadlineMs, send: (openid, reply) => sender.send(openid, reply), track: (work) => pending.track(work) };
 }
 
 /**
@@ -91,7 +109,8 @@ function createLateReplies(config: Config, logger: Logger, redis: Redis | Cluste
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const { store, redis } = createStore(config, logger);
-  const lateReplies = createLateReplies(config, logger, redis);
+  const pending = new PendingWork();
+  const lateReplies = createLateReplies(config, logger, redis, pending);
   const engine = new DialogEngine({
     router,
     store,
@@ -126,7 +145,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => {
-          void store.close().finally(resolve);
+          // Late turns outlive their requests: let them commit and send before the store closes.
+          void pending
+            .settled()
+            .then(() => store.close())
+            .finally(resolve);
         });
         server.closeIdleConnections();
       }),

@@ -54,10 +54,15 @@ export interface AppOptions {
    * Late replies (design.md, "WeChat's clock"): a turn still running `deadlineMs` **milliseconds**
    * after the push arrived is answered `success` at once (WeChat waits 5 s, then retries), and its
    * reply, when the turn ends, is given to `send` (a customer-service message, 客服消息). Errors of
-   * `send` are logged.
+   * `send` are logged. `track`, if given, gets each late turn's whole work (turn and send; it never
+   * rejects), so that a shutdown can wait for it before closing the store.
    * @default undefined: the response waits for the turn, however long it takes
    */
-  readonly lateReplies?: { readonly deadlineMs: number; send(openid: string, reply: Reply): Promise<unknown> };
+  readonly lateReplies?: {
+    readonly deadlineMs: number;
+    send(openid: string, reply: Reply): Promise<unknown>;
+    track?(work: Promise<void>): void;
+  };
   readonly security?: {
     readonly appId: string;
     readonly encodingAESKey: string;
@@ -181,13 +186,14 @@ export function createApp(options: AppOptions): express.Express {
       const openid = message.FromUserName;
       logger.info({ deadlineMs: lateReplies?.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
       plain(res, 200, SUCCESS_BODY);
-      void turn
+      const work = turn
         .then(async ({ reply }) => {
           if (reply === undefined || lateReplies === undefined) return;
           const outcome = await lateReplies.send(openid, reply);
           logger.info({ outcome }, 'late reply delivered as a customer-service message');
         })
         .catch((err: unknown) => logger.warn({ err }, 'a late reply could not be sent as a customer-service message'));
+      lateReplies?.track?.(work);
       return;
     }
     if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);

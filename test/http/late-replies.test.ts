@@ -56,6 +56,8 @@ describe('late replies as customer-service messages', () => {
   let api: FakeWeChatApi;
   let server: TestServer;
   const store = new MemoryStore({ sweepIntervalMs: 0 });
+  /** Late turns the app handed to `track` (what a shutdown waits for). */
+  const tracked: Promise<void>[] = [];
   beforeAll(async () => {
     api = await startFakeWeChatApi();
     const apiOptions = { baseUrl: api.url };
@@ -67,7 +69,12 @@ describe('late replies as customer-service messages', () => {
     const logger = pino({ level: process.env.LOG_TESTS ? 'debug' : 'silent' });
     const engine = new DialogEngine({ router, store, logger });
     server = await listenOnLoopback(
-      createApp({ token: TOKEN, engine, logger, lateReplies: { deadlineMs: DEADLINE_MS, send: (openid, reply) => sender.send(openid, reply) } }),
+      createApp({
+        token: TOKEN,
+        engine,
+        logger,
+        lateReplies: { deadlineMs: DEADLINE_MS, send: (openid, reply) => sender.send(openid, reply), track: (work) => tracked.push(work) },
+      }),
     );
   });
   afterAll(async () => {
@@ -99,6 +106,15 @@ describe('late replies as customer-service messages', () => {
     const next = await post(openid, '7');
     expect(parseReply(next.body).Content).toBe('收到 7');
     expect(api.sent).toHaveLength(1);
+  });
+
+  it('track() gets the whole late work: once it settles, the reply has been sent (a shutdown can wait for it)', async () => {
+    tracked.length = 0;
+    expect((await post('oLate0000000000000000000008', 'slow 航班')).body).toBe('success');
+    expect(tracked).toHaveLength(1);
+    expect(api.sent).toHaveLength(0); // the turn is still running
+    await tracked[0];
+    expect(api.sent.map((m) => m.body['text'])).toEqual([{ content: '查好了：航班。再发一个数字' }]);
   });
 
   it('a fast turn is a passive reply and sends nothing', async () => {
