@@ -182,18 +182,9 @@ export function createApp(options: AppOptions): express.Express {
     const turn = engine.handle(message);
     const result = lateReplies === undefined ? await turn : await beforeDeadline(turn, lateReplies.deadlineMs - (performance.now() - arrivedAt));
     if (result === undefined) {
-      // Too late for a passive reply: answer now, deliver the reply when the turn ends.
-      const openid = message.FromUserName;
-      logger.info({ deadlineMs: lateReplies?.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
+      // Too late for a passive reply (only with lateReplies): answer now, send the reply when the turn ends.
       plain(res, 200, SUCCESS_BODY);
-      const work = turn
-        .then(async ({ reply }) => {
-          if (reply === undefined || lateReplies === undefined) return;
-          const outcome = await lateReplies.send(openid, reply);
-          logger.info({ outcome }, 'late reply delivered as a customer-service message');
-        })
-        .catch((err: unknown) => logger.warn({ err }, 'a late reply could not be sent as a customer-service message'));
-      lateReplies?.track?.(work);
+      if (lateReplies !== undefined) lateReplies.track?.(deliverLate(turn, message.FromUserName, lateReplies, logger));
       return;
     }
     if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);
@@ -261,6 +252,24 @@ const SAFE_NONCE = /^[A-Za-z0-9_-]{1,64}$/;
  */
 function replyNonce(queryNonce: string | undefined): string {
   return queryNonce !== undefined && SAFE_NONCE.test(queryNonce) ? queryNonce : String(randomInt(1, 2 ** 31));
+}
+
+/** Waits for a turn that missed the deadline and sends its reply with `late.send`; logs, never rejects. */
+async function deliverLate(
+  turn: Promise<{ readonly reply: Reply | undefined }>,
+  openid: string,
+  late: NonNullable<AppOptions['lateReplies']>,
+  logger: Logger,
+): Promise<void> {
+  logger.info({ deadlineMs: late.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
+  try {
+    const { reply } = await turn;
+    if (reply === undefined) return;
+    const outcome = await late.send(openid, reply);
+    logger.info({ outcome }, 'late reply delivered as a customer-service message');
+  } catch (err) {
+    logger.warn({ err }, 'a late reply could not be sent as a customer-service message');
+  }
 }
 
 /** `promise`'s value if it settles within `ms` **milliseconds**, else `undefined` (it keeps running). */
