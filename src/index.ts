@@ -109,3 +109,12 @@ export {
   type SharedAccessTokenOptions,
 } from './delivery/access-token.js';
 export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';
+
+// Testing dialogs without HTTP (and `npm run chat`)
+export {
+  createConversation,
+  ConversationError,
+  type Conversation,
+  type ConversationOptions,
+  type OutgoingMessage,
+} from './testing/conversation.js';

@@ -1,0 +1,41 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { commandMessage, describeReply } from '../../src/testing/chat.js';
+import { image, music, news, text, transferCustomerService, video, voice } from '../../src/wechat/replies.js';
+
+describe('npm run chat', () => {
+  it('commands stand for messages and events', () => {
+    expect(commandMessage('/click V1001_TODAY')).toEqual({ MsgType: 'event', Event: 'CLICK', EventKey: 'V1001_TODAY' });
+    expect(commandMessage('/subscribe')).toEqual({ MsgType: 'event', Event: 'subscribe' });
+    expect(commandMessage('/subscribe c42')).toMatchObject({ Event: 'subscribe', EventKey: 'qrscene_c42' });
+    expect(commandMessage('/scan c42')).toMatchObject({ Event: 'SCAN', EventKey: 'c42' });
+    expect(commandMessage('/voice 明天 天气')).toMatchObject({ MsgType: 'voice', Recognition: '明天 天气' });
+    expect(commandMessage('/location 31.2 121.4 上海 黄浦')).toMatchObject({ MsgType: 'location', Location_X: '31.2', Location_Y: '121.4', Label: '上海 黄浦' });
+    expect(commandMessage('/click')).toEqual({ usage: '/click KEY' });
+    expect(commandMessage('/nope')).toEqual({ usage: 'unknown command /nope: /help lists them' });
+  });
+
+  it('replies show as text, other types in brackets', () => {
+    expect(describeReply(undefined)).toBe('(no reply: WeChat gets "success")');
+    expect(describeReply(text('你好'))).toBe('你好');
+    expect(describeReply(news([{ Title: 'T', Description: 'D', PicUrl: 'p', Url: 'https://u' }]))).toBe('[news] T: D <https://u>');
+    expect(describeReply(image('M'))).toBe('[image M]');
+    expect(describeReply(voice('M'))).toBe('[voice M]');
+    expect(describeReply(video('M', { Title: 'T' }))).toBe('[video M "T"]');
+    expect(describeReply(music({ ThumbMediaId: 'T', Title: 'Song', MusicUrl: 'https://m' }))).toBe('[music Song https://m]');
+    expect(describeReply(transferCustomerService('a@b'))).toBe('[transferred to customer service a@b]');
+  });
+
+  it('holds a conversation with the demo dialogs on stdin/stdout', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/testing/chat.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stdin.end('累加器\n2\n40\n2\n/click V1001\n/unsubscribe\n/quit\n');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    const replies = out.split('> ').map((s) => s.trim()).filter((s) => s !== '');
+    expect(replies.slice(1, 5)).toEqual(['您需要累加几个数字？', '请输入第1个数字, 目前累加和:0', '请输入第2个数字, 目前累加和:40', '累加结束，累加和: 42']);
+    expect(replies[5]).toMatch(/^这个公众号是wechat-dialog项目的demo/);
+    expect(replies[6]).toBe('(no reply: WeChat gets "success")');
+  }, 20_000);
+});
