@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { router } from '../dialogs/router.js';
 import type { Config } from './config.js';
 import { DialogEngine } from './dialog/engine.js';
+import type { Router } from './dialog/router.js';
 import { MemoryStore } from './dialog/store/memory-store.js';
 import { RedisStore } from './dialog/store/redis-store.js';
 import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
@@ -103,16 +104,22 @@ function createLateReplies(
   return { deadlineMs: late.deadlineMs, send: (openid, reply) => sender.send(openid, reply), track: (work) => pending.track(work) };
 }
 
+/** Options of {@link startServer}. */
+export interface StartServerOptions {
+  /** The router table. @default the demo's, `dialogs/router.ts` */
+  readonly router?: Router;
+}
+
 /**
  * Starts listening on `config.host:config.port`.
  * @throws when the port cannot be bound (the error of `server.listen`).
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: StartServerOptions = {}): Promise<RunningServer> {
   const { store, redis } = createStore(config, logger);
   const pending = new PendingWork();
   const lateReplies = createLateReplies(config, logger, redis, pending);
   const engine = new DialogEngine({
-    router,
+    router: options.router ?? router,
     store,
     ttlSeconds: config.dialogTtlSeconds,
     maxMessages: config.dialogMaxMessages,
