@@ -22,7 +22,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import getRawBody from 'raw-body';
 import type { Logger } from 'pino';
 import type { DialogEngine } from '../dialog/engine.js';
-import type { Reply } from '../wechat/replies.js';
+import { replyLimitWarnings, type Reply } from '../wechat/replies.js';
 import { DecryptError, encryptReply, parseEncodingAESKey, verifyAndDecryptMessage } from '../wechat/crypto.js';
 import { MessageParseError, parseMessage, readEncrypt } from '../wechat/parser.js';
 import { SUCCESS_BODY, replyToXml } from '../wechat/reply-xml.js';
@@ -188,6 +188,7 @@ export function createApp(options: AppOptions): express.Express {
       return;
     }
     if (result.reply === undefined) return plain(res, 200, SUCCESS_BODY);
+    for (const warning of replyLimitWarnings(result.reply, message.MsgType === 'event')) logger.warn({ dialog: result.dialog }, warning);
     const createTime = Math.floor(now() / 1000);
     const xml = replyToXml(result.reply, {
       ToUserName: message.FromUserName,

@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${text}\n`);
   };
   say(`chatting as ${chat.openid}. /help lists the commands.`);
+  let warned = 0;
   lines.setPrompt('> ');
   lines.prompt();
   for await (const line of lines) {
@@ -106,6 +107,8 @@ async function main(): Promise<void> {
     } catch (err) {
       say(`error: ${err instanceof Error ? err.message : String(err)}`);
     }
+    for (const warning of chat.warnings.slice(warned)) say(`(warning: ${warning})`);
+    warned = chat.warnings.length;
     lines.prompt();
   }
   lines.close();

@@ -18,7 +18,7 @@ import { DialogEngine, type EngineLogger, type TurnResult } from '../dialog/engi
 import type { Router } from '../dialog/router.js';
 import { MemoryStore } from '../dialog/store/memory-store.js';
 import type { ClickEvent, InboundMessage, SubscribeEvent, TextMessage } from '../wechat/messages.js';
-import type { Reply } from '../wechat/replies.js';
+import { replyLimitWarnings, type Reply } from '../wechat/replies.js';
 
 /** Options of {@link createConversation}. */
 export interface ConversationOptions {
@@ -56,6 +56,12 @@ export interface Conversation {
   turn(message: OutgoingMessage): Promise<TurnResult>;
   /** The same push again, as WeChat retries it (same `MsgId` or `CreateTime`): resolves to the reply the retry gets. */
   retryLast(): Promise<Reply | undefined>;
+  /**
+   * What WeChat might do to the replies so far that a dialog author would not expect (a text over
+   * 2048 bytes, several news articles in answer to a message): see `replyLimitWarnings`. The
+   * server logs these; a test can assert there are none.
+   */
+  readonly warnings: readonly string[];
   /** The name of the dialog the user is in, if any. */
   activeDialog(): Promise<string | undefined>;
   /** Releases the in-memory store. */
@@ -90,6 +96,7 @@ export function createConversation(options: ConversationOptions): Conversation {
   };
   const engine = new DialogEngine({ router: options.router, store, ttlSeconds: options.ttlSeconds ?? 60, logger });
   let last: InboundMessage | undefined;
+  const warnings: string[] = [];
   let lastTime = 0;
 
   const handle = async (message: InboundMessage): Promise<TurnResult> => {
@@ -102,6 +109,7 @@ export function createConversation(options: ConversationOptions): Conversation {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ConversationError(`${what}: ${reason}`, { cause: err });
     }
+    if (result.reply !== undefined) warnings.push(...replyLimitWarnings(result.reply, message.MsgType === 'event'));
     return result;
   };
   const turn = (message: OutgoingMessage): Promise<TurnResult> => {
@@ -116,6 +124,7 @@ export function createConversation(options: ConversationOptions): Conversation {
 
   return {
     openid,
+    warnings,
     say: (content) => send({ MsgType: 'text', Content: content } satisfies Omit<TextMessage, 'ToUserName' | 'FromUserName' | 'CreateTime' | 'MsgId'>),
     click: (eventKey) => send({ MsgType: 'event', Event: 'CLICK', EventKey: eventKey } satisfies Omit<ClickEvent, 'ToUserName' | 'FromUserName' | 'CreateTime'>),
     subscribe: (scene) =>

@@ -85,6 +85,33 @@ export type Reply = TextReply | ImageReply | VoiceReply | VideoReply | MusicRepl
  */
 export const MAX_NEWS_ARTICLES = 8;
 
+/**
+ * Longest passive text reply, in UTF-8 **bytes**, per the 2013-era 被动回复 doc ("不超过2048字节";
+ * longer content got no response). The current doc states no limit (protocol README §3.3).
+ */
+export const MAX_TEXT_REPLY_BYTES = 2048;
+
+/**
+ * What WeChat may do to `reply` that its author would not expect, as sentences for a log or a
+ * test: a text over {@link MAX_TEXT_REPLY_BYTES} (it may not be shown at all), or a news reply of
+ * several articles to a user message (WeChat shows only the first; up to 8 for events).
+ * @param answeringEvent - whether the reply answers an event (`MsgType=event`) rather than a message.
+ * @returns an empty array when there is nothing to say.
+ */
+export function replyLimitWarnings(reply: Reply, answeringEvent: boolean): string[] {
+  const warnings: string[] = [];
+  if (reply.MsgType === 'text') {
+    const bytes = Buffer.byteLength(reply.Content, 'utf8');
+    if (bytes > MAX_TEXT_REPLY_BYTES) {
+      warnings.push(`the text reply is ${bytes} bytes (UTF-8): WeChat may not show a passive text over ${MAX_TEXT_REPLY_BYTES} bytes`);
+    }
+  }
+  if (reply.MsgType === 'news' && !answeringEvent && reply.Articles.length > 1) {
+    warnings.push(`the news reply has ${reply.Articles.length} articles: WeChat shows only the first in answer to a user message`);
+  }
+  return warnings;
+}
+
 /** Thrown by reply constructors for a value WeChat would reject. `code` is stable. */
 export class ReplyError extends Error {
   override readonly name = 'ReplyError';

@@ -8,10 +8,11 @@ import { pino } from 'pino';
 import { defineDialog } from '../../src/dialog/dialog.js';
 import { DialogEngine } from '../../src/dialog/engine.js';
 import { createRouter } from '../../src/dialog/router.js';
+import { MemoryStore } from '../../src/dialog/store/memory-store.js';
 import type { DialogState, StateKey } from '../../src/dialog/store/store.js';
 import { createApp } from '../../src/http/app.js';
 import { text } from '../../src/wechat/replies.js';
-import { ACCOUNT, listenOnLoopback, messageXml, parseReply, serveDialogs, signedQuery, textXml, type TestServer } from '../support/http.js';
+import { ACCOUNT, listenOnLoopback, messageXml, parseReply, serveDialogs, signedQuery, textXml, TOKEN, type TestServer } from '../support/http.js';
 import { protocolVectors } from '../support/shared.js';
 import { storeFactories, type StoreUnderTest } from '../support/stores.js';
 
@@ -188,5 +189,27 @@ describe.each(storeFactories())('HTTP app on $name', (factory) => {
       const response = await post(textXml(openid, 'y'), signedQuery(openid), { 'content-type': 'application/octet-stream' });
       expect(parseReply(await response.text()).Content).toBe('count 2');
     });
+  });
+});
+
+describe('reply limits WeChat applies silently are logged', () => {
+  it('a text reply over 2048 UTF-8 bytes is sent, with a warning naming the dialog', async () => {
+    const long = defineDialog('long-text', function* () {
+      return text('字'.repeat(700));
+    });
+    const lines: Array<{ level: number; dialog?: string; msg: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const engine = new DialogEngine({ router: createRouter({ routes: [], fallback: long }), store: new MemoryStore({ sweepIntervalMs: 0 }) });
+    const server = await listenOnLoopback(createApp({ token: TOKEN, engine, logger }));
+    try {
+      const openid = 'oLongText0000000000000000001';
+      const response = await fetch(`${server.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: textXml(openid, 'hi') });
+      expect(parseReply(await response.text()).Content).toBe('字'.repeat(700));
+      expect(lines).toContainEqual(
+        expect.objectContaining({ level: 40, dialog: 'long-text', msg: 'the text reply is 2100 bytes (UTF-8): WeChat may not show a passive text over 2048 bytes' }),
+      );
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -53,4 +53,15 @@ describe('createConversation: a dialog tested without HTTP', () => {
     expect((err as Error).message).toMatch(/cannot read the order/);
     expect((err as Error).cause).toBeInstanceOf(TypeError);
   });
+
+  it('collects the warnings the server would log (a text over 2048 bytes), and none for the demo', async () => {
+    const long = defineDialog('long', function* () {
+      return text('字'.repeat(700));
+    });
+    chat = createConversation({ router: createRouter({ routes: [{ match: { text: 'long' }, dialog: long }], fallback: null }) });
+    expect(await chat.say('short')).toBeUndefined();
+    expect(chat.warnings).toEqual([]);
+    await chat.say('long');
+    expect(chat.warnings).toEqual(['the text reply is 2100 bytes (UTF-8): WeChat may not show a passive text over 2048 bytes']);
+  });
 });

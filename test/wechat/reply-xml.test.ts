@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import {
   image,
   isReply,
+  MAX_TEXT_REPLY_BYTES,
   music,
+  replyLimitWarnings,
   news,
   ReplyError,
   text,
@@ -246,5 +248,28 @@ describe('unknown reply type', () => {
     expect(() => replyToXml(bogus, to)).toThrow(ReplyError);
     const noMusic = { MsgType: 'music' } as unknown as Reply;
     expect(() => replyToXml(noMusic, to)).toThrow(ReplyError);
+  });
+});
+
+describe('replyLimitWarnings (limits WeChat applies without an error)', () => {
+  const article = { Title: 't', Description: 'd', PicUrl: 'p', Url: 'u' };
+
+  it('a text up to 2048 UTF-8 bytes is fine; one byte more is not, counting bytes, not characters', () => {
+    expect(MAX_TEXT_REPLY_BYTES).toBe(2048);
+    expect(replyLimitWarnings(text('a'.repeat(2048)), false)).toEqual([]);
+    expect(replyLimitWarnings(text('a'.repeat(2049)), false)).toEqual([
+      'the text reply is 2049 bytes (UTF-8): WeChat may not show a passive text over 2048 bytes',
+    ]);
+    // 683 Chinese characters are 2049 bytes: far under 2048 characters, still too long.
+    expect(replyLimitWarnings(text('字'.repeat(683)), true)).toHaveLength(1);
+    expect(replyLimitWarnings(text('字'.repeat(682)), true)).toEqual([]);
+  });
+
+  it('several news articles: a warning in answer to a message, none in answer to an event', () => {
+    expect(replyLimitWarnings(news([article, article]), false)).toEqual([
+      'the news reply has 2 articles: WeChat shows only the first in answer to a user message',
+    ]);
+    expect(replyLimitWarnings(news([article, article]), true)).toEqual([]);
+    expect(replyLimitWarnings(news([article]), false)).toEqual([]);
   });
 });
