@@ -38,6 +38,7 @@ export {
   DEFAULT_APOLOGY,
   DEFAULT_TOO_LONG_REPLY,
   MAX_TURN_ATTEMPTS,
+  RECENT_REPLIES,
   type EngineOptions,
   type EngineLogger,
   type TurnResult,
@@ -52,6 +53,7 @@ export {
   type StateKey,
   type JsonValue,
   type RecordedEffect,
+  type RecentReply,
 } from './dialog/store/store.js';
 export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './dialog/store/redis-store.js';

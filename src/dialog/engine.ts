@@ -69,6 +69,12 @@ export interface TurnResult {
 /** The default reply when a dialog reaches its message limit. */
 export const DEFAULT_TOO_LONG_REPLY: Reply = text('这段对话太长了，已自动结束。请重新开始。');
 
+/**
+ * How many recent messages (with their replies) a state remembers across dialogs for WeChat
+ * retries (`DialogState.recent`). WeChat retries within about 15 s, 3 attempts in all.
+ */
+export const RECENT_REPLIES = 5;
+
 /** How many times a turn starts over when another process changed the state meanwhile. */
 export const MAX_TURN_ATTEMPTS = 5;
 
@@ -168,8 +174,29 @@ export class DialogEngine {
     }
   }
 
-  /** Works out the reply and the state to commit (`next`; absent: commit nothing) for `message`. */
+  /**
+   * Works out the reply and the state to commit (`next`; absent: commit nothing) for `message`.
+   * Every state it commits remembers the message and its reply in `recent`, and a state that would
+   * be deleted is kept, ended, for that memory: a WeChat retry that arrives after the user moved on
+   * to another dialog still gets its own reply.
+   */
   private async plan(stored: DialogState | undefined, message: InboundMessage, log: TurnLog): Promise<Plan> {
+    const identity = messageIdentity(message);
+    const seen = stored?.recent?.find((r) => r.id === identity);
+    if (seen !== undefined) {
+      this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
+      return { result: { reply: seen.reply ?? undefined, outcome: 'repeated' } };
+    }
+    const plan = await this.planNew(stored, message, log);
+    if (!('next' in plan) || (stored === undefined && plan.next === undefined)) return plan;
+    const recent = [...(stored?.recent ?? []), { id: identity, reply: plan.result.reply ?? null }].slice(-RECENT_REPLIES);
+    if (plan.next !== undefined) return { result: plan.result, next: { ...plan.next, recent } };
+    // Instead of deleting: the old state, ended (never resumed), keeps the memory until its TTL.
+    return stored === undefined ? plan : { result: plan.result, next: { ...stored, ended: true, recent } };
+  }
+
+  /** {@link plan} for a message that is not in `recent`. */
+  private async planNew(stored: DialogState | undefined, message: InboundMessage, log: TurnLog): Promise<Plan> {
     log.dialog = stored?.dialog;
     const retried = stored === undefined ? undefined : await this.replayRetry(stored, message);
     if (retried !== undefined) {

@@ -3,7 +3,7 @@ import { defineDialog, handBack, record, RecordedEffectError, type Dialog } from
 import { DEFAULT_APOLOGY, DialogEngine, type EngineLogger } from '../../src/dialog/engine.js';
 import { createRouter, type Route } from '../../src/dialog/router.js';
 import { MemoryStore } from '../../src/dialog/store/memory-store.js';
-import { StoreUnavailableError, type DialogStore, type StateKey } from '../../src/dialog/store/store.js';
+import { StoreUnavailableError, type DialogState, type DialogStore, type StateKey } from '../../src/dialog/store/store.js';
 import { text, type Reply } from '../../src/wechat/replies.js';
 import { ACCOUNT, eventFrom, imageFrom, textFrom } from '../support/messages.js';
 
@@ -42,6 +42,14 @@ afterEach(async () => {
 
 const contentOf = (reply: Reply | undefined) => (reply?.MsgType === 'text' ? reply.Content : reply);
 
+/**
+ * No dialog is active: no state, or an ended one (kept until its TTL, with the recent replies,
+ * so WeChat retries are still answered).
+ */
+function expectNoActiveDialog(state: DialogState | undefined): void {
+  expect(state === undefined || state.ended === true, JSON.stringify(state)).toBe(true);
+}
+
 describe('DialogEngine: turns and state', () => {
   it('starts a dialog, keeps its messages in the state, and marks the state ended when it returns', async () => {
     const { say, stateOf } = setup([{ match: { text: 'echo' }, dialog: echo }]);
@@ -57,7 +65,7 @@ describe('DialogEngine: turns and state', () => {
     // Kept (until its TTL) only to answer WeChat retries; a new message is routed afresh.
     expect((await stateOf('u1'))?.ended).toBe(true);
     expect(contentOf(await say('u1', 'a'))).toBe('fallback');
-    expect(await stateOf('u1')).toBeUndefined();
+    expectNoActiveDialog(await stateOf('u1'));
   });
 
   it('routes what matches nothing to the fallback and keeps no state for a one-shot dialog', async () => {
@@ -230,7 +238,7 @@ describe('DialogEngine: handing a message back to the router', () => {
     const { say, stateOf } = setup([{ match: { text: 'menu' }, dialog: picky }]);
     await say('u1', 'menu');
     expect(contentOf(await say('u1', '3'))).toBe('fallback');
-    expect(await stateOf('u1')).toBeUndefined();
+    expectNoActiveDialog(await stateOf('u1'));
   });
 
   it('never loops: a dialog that hands back its opening message gets no reply and a warning', async () => {
@@ -271,7 +279,7 @@ describe('DialogEngine: routes while a dialog is active', () => {
     await say('u1', 'echo');
     expect(contentOf(await say('u1', 'other'))).toBe('echo:other');
     expect(contentOf(await say('u1', 'cancel'))).toBe('cancelled');
-    expect(await stateOf('u1')).toBeUndefined();
+    expectNoActiveDialog(await stateOf('u1'));
   });
 
   it('an interrupting dialog that waits replaces the active one', async () => {
@@ -301,7 +309,7 @@ describe('DialogEngine: routes while a dialog is active', () => {
     expect(await stateOf('u1')).toEqual(before);
     expect(contentOf(await say('u1', 'still here'))).toBe('echo:still here');
     expect(await engine.handle(eventFrom('u1', 'unsubscribe'))).toMatchObject({ reply: undefined });
-    expect(await stateOf('u1')).toBeUndefined();
+    expectNoActiveDialog(await stateOf('u1'));
   });
 
   it('delivers non-text messages to the active dialog', async () => {
@@ -447,7 +455,7 @@ describe('DialogEngine: code changes and unknown dialogs', () => {
     const updated = new DialogEngine({ router: createRouter({ routes: [{ match: { text: 'g' }, dialog: v2 }], fallback }), store: memory });
     await old.handle(textFrom('u1', 'g'));
     expect((await updated.handle(textFrom('u1', 'hello'))).reply).toEqual(text('fallback'));
-    expect(await memory.load({ account: ACCOUNT, openid: 'u1' })).toBeUndefined();
+    expectNoActiveDialog(await memory.load({ account: ACCOUNT, openid: 'u1' }));
   });
 
   it('the default version is a hash of the source: the same code gives the same version', () => {
@@ -501,7 +509,7 @@ describe('DialogEngine: bounds', () => {
     expect(await say('a')).toBe('echo:a');
     expect(await say('b')).toBe('echo:b');
     expect(await say('c')).toBe('这段对话太长了，已自动结束。请重新开始。');
-    expect(await store.load({ account: ACCOUNT, openid: 'u1' })).toBeUndefined();
+    expectNoActiveDialog(await store.load({ account: ACCOUNT, openid: 'u1' }));
     expect(logger.lines.some((l) => l.level === 'warn' && l.message.includes('reached 3 messages'))).toBe(true);
     expect(await say('d')).toBe('fallback');
   });

@@ -5,7 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defineDialog, record } from '../../src/dialog/dialog.js';
-import { DialogEngine, type TurnResult } from '../../src/dialog/engine.js';
+import { DialogEngine, RECENT_REPLIES, type TurnResult } from '../../src/dialog/engine.js';
+import { messageIdentity } from '../../src/wechat/message-identity.js';
 import { createRouter } from '../../src/dialog/router.js';
 import type { InboundMessage, TextMessage } from '../../src/wechat/messages.js';
 import { text } from '../../src/wechat/replies.js';
@@ -27,10 +28,17 @@ const adder = defineDialog('adder', function* () {
 const welcome = defineDialog('welcome', function* () {
   return text('welcome');
 });
+/** Waits for a name; starts by interrupting whatever the user is in. */
+const signup = defineDialog('signup', function* () {
+  const name = yield text('your name?');
+  return text(`hello ${name.MsgType === 'text' ? name.Content : '?'}`);
+});
 const router = createRouter({
   routes: [
     { match: { text: 'add' }, dialog: adder },
+    { match: { text: 'signup' }, dialog: signup, interrupt: true },
     { match: { event: 'subscribe' }, dialog: welcome },
+    { match: { text: 'help' }, dialog: welcome, interrupt: true },
   ],
   fallback: null,
 });
@@ -117,6 +125,49 @@ describe.each(storeFactories())('retries and races on $name', (factory) => {
     expect(contentOf(await processA.handle(base))).toBe('1');
     expect(contentOf(await processB.handle(neighbour))).toBe('2');
     expect(contentOf(await processB.handle(base))).toBe('1');
+  });
+
+  describe('a retry that arrives after the user moved on to another dialog', () => {
+    it('gets the reply the message got in the dialog before, and the new dialog does not see it', async () => {
+      const u = 'oRetryAcross';
+      await processA.handle(textFrom(u, 'add'));
+      const seven = textFrom(u, '7');
+      expect(contentOf(await processA.handle(seven))).toBe('7');
+      expect(contentOf(await processA.handle(textFrom(u, 'signup')))).toBe('your name?');
+      // WeChat never got the '7' reply and retries it, to the other process.
+      expect(await processB.handle(seven)).toMatchObject({ reply: text('7'), outcome: 'repeated' });
+      expect((await stateOf(u))?.messages.map((m) => (m.MsgType === 'text' ? m.Content : ''))).toEqual(['signup']);
+      expect(contentOf(await processB.handle(textFrom(u, 'Ada')))).toBe('hello Ada');
+      expect(effectRuns).toBe(1);
+    });
+
+    it('the message that ended a dialog, retried after a one-shot replaced it, still gets its last reply', async () => {
+      const u = 'oRetryAfterOneShot';
+      await processA.handle(textFrom(u, 'add'));
+      await processA.handle(textFrom(u, '4'));
+      const equals = textFrom(u, '=');
+      expect(contentOf(await processA.handle(equals))).toBe('total 4');
+      const help = textFrom(u, 'help');
+      expect(contentOf(await processA.handle(help))).toBe('welcome');
+      expect(contentOf(await processB.handle(equals))).toBe('total 4');
+      expect(contentOf(await processB.handle(help))).toBe('welcome');
+      expect((await stateOf(u))?.ended).toBe(true); // kept, ended, for the retries: no dialog is active
+      expect(contentOf(await processB.handle(textFrom(u, '=')))).toBeUndefined(); // a new '=' is routed afresh: no route, no reply
+    });
+
+    it(`remembers the last ${RECENT_REPLIES} messages, newest last; older ones are forgotten`, async () => {
+      const u = 'oRecentBound';
+      await processA.handle(textFrom(u, 'add'));
+      const first = textFrom(u, '1');
+      await processA.handle(first);
+      const zeros = Array.from({ length: RECENT_REPLIES }, () => textFrom(u, '0'));
+      for (const zero of zeros) await processA.handle(zero);
+      const recent = (await stateOf(u))?.recent;
+      expect(recent?.map((r) => r.id)).toEqual(zeros.map(messageIdentity));
+      expect(recent?.at(-1)?.reply).toEqual(text('1'));
+      // Still in the same dialog, so the forgotten first message is answered by replaying it.
+      expect(contentOf(await processB.handle(first))).toBe('1');
+    });
   });
 
   it('two different messages of one user at once, on two processes: the replies of some sequential order', async () => {

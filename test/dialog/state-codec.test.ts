@@ -21,6 +21,26 @@ describe('encodeState / decodeState', () => {
     expect(decodeState(encodeState(valid))).toEqual(valid);
   });
 
+  it('round-trips the recent replies (a text, a news, none); an empty list is not written', () => {
+    const recent = [
+      { id: 'oUser|m|1', reply: { MsgType: 'text', Content: '你好' } },
+      { id: 'oUser|m|2', reply: { MsgType: 'news', Articles: [{ Title: 't', Description: 'd', PicUrl: 'p', Url: 'u' }] } },
+      { id: 'oUser|e|1700000001|subscribe|', reply: null },
+    ] as const;
+    expect(decodeState(encodeState({ ...valid, recent }))).toEqual({ ...valid, recent });
+    expect(JSON.parse(encodeState({ ...valid, recent: [] }))).not.toHaveProperty('recent');
+  });
+
+  it.each([
+    ['not an array', { id: 'x', reply: null }],
+    ['an entry without id', [{ reply: null }]],
+    ['a reply of the wrong shape', [{ id: 'x', reply: { MsgType: 'text' } }]],
+    ['an undefined reply', [{ id: 'x' }]],
+  ])('drops a malformed recent list (%s) and keeps the dialog', (_name, recent) => {
+    const decoded = decodeState(raw({ recent }));
+    expect(decoded).toEqual({ dialog: 'd', version: 'v', messages: [message], effects: [] });
+  });
+
   it('writes a versioned envelope', () => {
     expect(JSON.parse(encodeState(valid))).toMatchObject({ f: 1, dialog: 'accumulator', version: 'v1' });
     expect(STATE_FORMAT_VERSION).toBe(1);

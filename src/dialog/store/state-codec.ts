@@ -2,7 +2,8 @@
  * The stored form of a {@link DialogState}: one JSON string, wrapped in a versioned envelope.
  *
  * ```json
- * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}],"ended":true}
+ * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}],"ended":true,
+ *  "recent":[{"id":"oUser…|m|7300000000000000001","reply":{"MsgType":"text","Content":"…"}}]}
  * ```
  *
  * `f` is the format version of this envelope (not the dialog's version). A value written in another
@@ -13,13 +14,14 @@
  * @module
  */
 import type { InboundMessage } from '../../wechat/messages.js';
-import type { DialogState, JsonValue, RecordedEffect, Snapshot } from './store.js';
+import { isReply } from '../../wechat/replies.js';
+import type { DialogState, JsonValue, RecentReply, RecordedEffect, Snapshot } from './store.js';
 
 /** The envelope format version written by {@link encodeState}; {@link decodeState} accepts only this one. */
 export const STATE_FORMAT_VERSION = 1;
 
 /**
- * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"[,"ended":true]}`.
+ * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"[,"ended":true][,"recent"]}`.
  * Fields that are `undefined` are dropped (an effect `{ ok: undefined }` is stored as `{}`).
  * @throws {TypeError} only when `state` holds something JSON cannot represent (a cycle or a
  *   `bigint`), which the {@link DialogState} type does not allow.
@@ -32,6 +34,7 @@ export function encodeState(state: DialogState): string {
     messages: state.messages,
     effects: state.effects,
     ...(state.ended === true ? { ended: true } : {}),
+    ...(state.recent === undefined || state.recent.length === 0 ? {} : { recent: state.recent }),
   });
 }
 
@@ -41,7 +44,8 @@ export function encodeState(state: DialogState): string {
  * strings; `messages` a non-empty array of objects with string `MsgType`, `FromUserName`,
  * `ToUserName`, a finite number `CreateTime` and, when present, a string `MsgId`; `effects` an array
  * of objects holding either a string `error` or an optional `ok` (not both); `ended`, when present, `true`.
- * Unknown top-level fields and unknown effect fields are dropped.
+ * Unknown top-level fields and unknown effect fields are dropped. A `recent` list that is not an array
+ * of `{ id: string, reply: null | a valid reply }` is dropped too, and the rest of the state kept.
  */
 export function decodeState(raw: string): DialogState | undefined {
   let parsed: unknown;
@@ -51,7 +55,7 @@ export function decodeState(raw: string): DialogState | undefined {
     return undefined;
   }
   if (!isObject(parsed) || parsed.f !== STATE_FORMAT_VERSION) return undefined;
-  const { dialog, version, messages, effects, ended } = parsed;
+  const { dialog, version, messages, effects, ended, recent } = parsed;
   if (ended !== undefined && ended !== true) return undefined;
   if (typeof dialog !== 'string' || typeof version !== 'string') return undefined;
   if (!Array.isArray(messages) || messages.length === 0 || !messages.every(isMessage)) return undefined;
@@ -62,7 +66,18 @@ export function decodeState(raw: string): DialogState | undefined {
     if (!decoded) return undefined;
     decodedEffects.push(decoded);
   }
-  return { dialog, version, messages, effects: decodedEffects, ...(ended === true ? { ended: true } : {}) };
+  return {
+    dialog,
+    version,
+    messages,
+    effects: decodedEffects,
+    ...(ended === true ? { ended: true } : {}),
+    ...(Array.isArray(recent) && recent.length > 0 && recent.every(isRecentReply) ? { recent } : {}),
+  };
+}
+
+function isRecentReply(value: unknown): value is RecentReply {
+  return isObject(value) && typeof value.id === 'string' && (value.reply === null || isReply(value.reply));
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

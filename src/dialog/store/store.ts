@@ -8,6 +8,7 @@
  * @module
  */
 import type { InboundMessage } from '../../wechat/messages.js';
+import type { Reply } from '../../wechat/replies.js';
 
 /** A JSON value: what a recorded effect may hold. */
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
@@ -49,6 +50,20 @@ export interface DialogState {
    * that a WeChat retry of one of its messages gets the same reply; new messages are routed afresh.
    */
   readonly ended?: boolean;
+  /**
+   * The last few messages this user sent (in this dialog or the ones before it) with the reply each
+   * got, oldest first: a WeChat retry that arrives after the user moved on to another dialog still
+   * gets its own reply and changes nothing. Absent in states written before it existed.
+   */
+  readonly recent?: readonly RecentReply[];
+}
+
+/** A message handled lately and the reply it got. */
+export interface RecentReply {
+  /** The message's identity (`messageIdentity`: what WeChat's retries of it share). */
+  readonly id: string;
+  /** The reply it got; `null` for none (WeChat was answered `success`). */
+  readonly reply: Reply | null;
 }
 
 /**
