@@ -212,7 +212,8 @@ export function transferCustomerService(kfAccount?: string): TransferCustomerSer
  * A news (图文) reply.
  * @param articles - 1 to {@link MAX_NEWS_ARTICLES} articles. WeChat shows only 1 in answer to a user
  *   message (text, image, voice, video, link, location); up to 8 in answer to events.
- * @throws {ReplyError} for 0 or more than 8 articles.
+ * @throws {ReplyError} for 0 or more than 8 articles, or an article whose `Title`, `Description`,
+ *   `PicUrl` or `Url` is not a string.
  */
 export function news(articles: readonly Article[]): NewsReply {
   if (!Array.isArray(articles) || articles.length < 1 || articles.length > MAX_NEWS_ARTICLES) {
