@@ -130,14 +130,20 @@ export class DialogEngine {
    * state did not change in between (compare-and-set); otherwise it starts over on the new state,
    * up to {@link MAX_TURN_ATTEMPTS} times. A WeChat retry of a message the dialog already has gets
    * the reply it got the first time, computed by replaying up to it, and changes nothing.
+   *
+   * @param options.lateAfter - Unix time in **milliseconds** after which the caller no longer sends
+   *   the reply passively (it answers `success` and delivers the reply another way, e.g. as a
+   *   customer-service message). A turn that commits after it records "no passive reply" for the
+   *   message, so a WeChat retry of it gets `success` rather than the reply a second time. The
+   *   returned result still carries the reply.
    */
-  handle(message: InboundMessage): Promise<TurnResult> {
+  handle(message: InboundMessage, options: { readonly lateAfter?: number } = {}): Promise<TurnResult> {
     const key: StateKey = { account: message.ToUserName, openid: message.FromUserName };
     const id = `${key.account}\u0000${key.openid}`;
-    return this.queue.run(id, () => this.turn(key, id, message));
+    return this.queue.run(id, () => this.turn(key, id, message, options.lateAfter));
   }
 
-  private async turn(key: StateKey, id: string, message: InboundMessage): Promise<TurnResult> {
+  private async turn(key: StateKey, id: string, message: InboundMessage, lateAfter?: number): Promise<TurnResult> {
     const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
     let snapshot = this.cache.get(id);
     let cached = snapshot !== undefined;
@@ -153,7 +159,8 @@ export class DialogEngine {
           cached = false;
           continue;
         }
-        const commit = await this.store.commit(key, snapshot, plan.next, this.ttlSeconds);
+        const next = lateAfter !== undefined && Date.now() >= lateAfter ? deliveredLate(plan.next) : plan.next;
+        const commit = await this.store.commit(key, snapshot, next, this.ttlSeconds);
         this.cache.set(id, commit.snapshot, this.ttlSeconds);
         if (commit.committed) return plan.result;
         snapshot = commit.snapshot;
@@ -169,7 +176,7 @@ export class DialogEngine {
       this.cache.delete(id);
       // A failure planned from this process's memory may be an artefact of a stale view: decide on
       // a fresh read before apologising (the cache entry is gone, so this recurses once at most).
-      if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message);
+      if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message, lateAfter);
       return this.fail(key, err, log, snapshot);
     }
   }
@@ -316,6 +323,16 @@ interface TurnLog {
 
 /** What a turn will answer, and the state to commit: `next` absent means "write nothing". */
 type Plan = { readonly result: TurnResult } | { readonly result: TurnResult; readonly next: DialogState | undefined };
+
+/**
+ * `next` with its newest `recent` entry (the message of this turn) set to "no passive reply": the
+ * reply goes to the user another way, so a retry must not get it passively as well.
+ */
+function deliveredLate(next: DialogState | undefined): DialogState | undefined {
+  const recent = next?.recent;
+  if (next === undefined || recent === undefined || recent.length === 0) return next;
+  return { ...next, recent: [...recent.slice(0, -1), { id: recent[recent.length - 1]!.id, reply: null }] };
+}
 
 function contextOf(messages: readonly InboundMessage[]): DialogContext {
   const first = messages[0] as InboundMessage;

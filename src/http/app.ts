@@ -179,8 +179,10 @@ export function createApp(options: AppOptions): express.Express {
       logger.warn({ code: err.code, reason: err.message }, 'POST body is not a WeChat message');
       return plain(res, 400, `not a WeChat message: ${err.message}`);
     }
-    const turn = engine.handle(message);
-    const result = lateReplies === undefined ? await turn : await beforeDeadline(turn, lateReplies.deadlineMs - (performance.now() - arrivedAt));
+    const remainingMs = lateReplies === undefined ? undefined : lateReplies.deadlineMs - (performance.now() - arrivedAt);
+    // With late replies, the engine also learns the deadline, so a retry of a late turn gets `success`, not a second copy.
+    const turn = engine.handle(message, remainingMs === undefined ? {} : { lateAfter: Date.now() + remainingMs });
+    const result = remainingMs === undefined ? await turn : await beforeDeadline(turn, remainingMs);
     if (result === undefined) {
       // Too late for a passive reply (only with lateReplies): answer now, send the reply when the turn ends.
       plain(res, 200, SUCCESS_BODY);

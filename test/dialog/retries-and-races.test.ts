@@ -170,6 +170,25 @@ describe.each(storeFactories())('retries and races on $name', (factory) => {
     });
   });
 
+  describe('lateAfter: a reply delivered another way (a late customer-service message)', () => {
+    it('a turn that commits after lateAfter returns its reply, but a retry of the message gets no passive reply', async () => {
+      const u = 'oLateRetry';
+      await processA.handle(textFrom(u, 'add'));
+      const six = textFrom(u, '6');
+      expect(await processA.handle(six, { lateAfter: Date.now() - 1 })).toMatchObject({ reply: text('6'), outcome: 'continued' });
+      expect(await processB.handle(six)).toMatchObject({ reply: undefined, outcome: 'repeated' });
+      expect(contentOf(await processB.handle(textFrom(u, '1')))).toBe('7'); // counted once
+    });
+
+    it('a turn that commits before lateAfter is a passive reply as usual: a retry gets it again', async () => {
+      const u = 'oInTime';
+      await processA.handle(textFrom(u, 'add'));
+      const six = textFrom(u, '6');
+      expect(contentOf(await processA.handle(six, { lateAfter: Date.now() + 60_000 }))).toBe('6');
+      expect(await processB.handle(six)).toMatchObject({ reply: text('6'), outcome: 'repeated' });
+    });
+  });
+
   it('two different messages of one user at once, on two processes: the replies of some sequential order', async () => {
     const users = Array.from({ length: 20 }, (_, i) => `oRace${i}`);
     await Promise.all(users.map((u) => processA.handle(textFrom(u, 'add'))));

@@ -87,21 +87,26 @@ describe('late replies as customer-service messages', () => {
     api.sendErrors.length = 0;
   });
 
-  const post = async (openid: string, content: string) => {
+  const postXml = async (openid: string, xml: string) => {
     const startedAt = performance.now();
-    const response = await fetch(`${server.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: textXml(openid, content) });
+    const response = await fetch(`${server.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: xml });
     return { status: response.status, body: await response.text(), ms: performance.now() - startedAt };
   };
+  const post = (openid: string, content: string) => postXml(openid, textXml(openid, content));
 
   it('a slow turn is answered success at the deadline, and its reply follows as a customer-service message', async () => {
     const openid = 'oLate0000000000000000000001';
-    const answer = await post(openid, 'slow 天气');
+    const pushed = textXml(openid, 'slow 天气');
+    const answer = await postXml(openid, pushed);
     expect(answer).toMatchObject({ status: 200, body: 'success' });
     expect(answer.ms).toBeLessThan(SLOW_MS);
     await api.waitForSent(1);
     expect(api.sent).toEqual([
       { accessToken: 'ACCESS_TOKEN_1', body: { touser: openid, msgtype: 'text', text: { content: '查好了：天气。再发一个数字' } } },
     ]);
+    // WeChat retries the push anyway (our success reached it late): no second copy, passive or not.
+    const retried = await fetch(`${server.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: pushed });
+    expect(await retried.text()).toBe('success');
     // The turn was committed: the dialog goes on, and this fast turn is a passive reply again.
     const next = await post(openid, '7');
     expect(parseReply(next.body).Content).toBe('收到 7');

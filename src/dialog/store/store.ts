@@ -62,7 +62,10 @@ export interface DialogState {
 export interface RecentReply {
   /** The message's identity (`messageIdentity`: what WeChat's retries of it share). */
   readonly id: string;
-  /** The reply it got; `null` for none (WeChat was answered `success`). */
+  /**
+   * The reply it got; `null` for none: WeChat was answered `success` (no reply, or a reply that
+   * went to the user another way, as a late customer-service message).
+   */
   readonly reply: Reply | null;
 }
 
