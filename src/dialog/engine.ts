@@ -194,7 +194,7 @@ export class DialogEngine {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
       return { result: { reply: seen.reply ?? undefined, outcome: 'repeated' } };
     }
-    const plan = await this.planNew(stored, message, log);
+    const plan = await this.planNew(stored, message, identity, log);
     if (!('next' in plan) || (stored === undefined && plan.next === undefined)) return plan;
     const recent = [...(stored?.recent ?? []), { id: identity, reply: plan.result.reply ?? null }].slice(-RECENT_REPLIES);
     if (plan.next !== undefined) return { result: plan.result, next: { ...plan.next, recent } };
@@ -203,9 +203,9 @@ export class DialogEngine {
   }
 
   /** {@link plan} for a message that is not in `recent`. */
-  private async planNew(stored: DialogState | undefined, message: InboundMessage, log: TurnLog): Promise<Plan> {
+  private async planNew(stored: DialogState | undefined, message: InboundMessage, identity: string, log: TurnLog): Promise<Plan> {
     log.dialog = stored?.dialog;
-    const retried = stored === undefined ? undefined : await this.replayRetry(stored, message);
+    const retried = stored === undefined ? undefined : await this.replayRetry(stored, identity);
     if (retried !== undefined) {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
       return { result: retried };
@@ -242,11 +242,10 @@ export class DialogEngine {
   }
 
   /**
-   * If `message` is one `stored` already has (a WeChat retry), the reply it got: the dialog
+   * If the message with `identity` is one `stored` already has (a WeChat retry), the reply it got: the dialog
    * replayed up to it. `undefined` when it is a new message, or the state cannot be replayed.
    */
-  private async replayRetry(stored: DialogState, message: InboundMessage): Promise<TurnResult | undefined> {
-    const identity = messageIdentity(message);
+  private async replayRetry(stored: DialogState, identity: string): Promise<TurnResult | undefined> {
     const index = stored.messages.findIndex((m) => messageIdentity(m) === identity);
     if (index === -1) return undefined;
     const dialog = this.router.dialog(stored.dialog);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Reply } from './replies.js';
+import { defined, type Reply } from './replies.js';
 
 /** Where WeChat's server API lives. Tests point it at a local fake. */
 export const WECHAT_API_BASE = 'https://api.weixin.qq.com';
@@ -79,10 +79,6 @@ export function toCustomMessage(openid: string, reply: Reply): CustomMessage | u
     case 'transfer_customer_service':
       return undefined;
   }
-}
-
-function defined<T extends Record<string, string | undefined>>(fields: T): { [K in keyof T]?: string } {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: string };
 }
 
 /** What a WeChat API call can do about an error (protocol README §5.3). */

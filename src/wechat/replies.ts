@@ -148,8 +148,11 @@ function describe(value: unknown): string {
   return value === '' ? 'an empty string' : value === null ? 'null' : typeof value;
 }
 
-/** Copies the defined entries only, so absent optional fields stay absent (not `undefined`). */
-function defined<T extends object>(fields: T): T {
+/**
+ * Copies the defined entries only, so absent optional fields stay absent (not `undefined`). Shared
+ * with `customer-service.ts`; not part of the public API.
+ */
+export function defined<T extends object>(fields: T): T {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as T;
 }
 
