@@ -14,8 +14,9 @@ const RESPAWN_DELAY_MS = 1000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
- * Runs in the primary process: forks `workers` workers (each runs `main.ts` again and starts a
- * server), keeps that many alive, and forwards shutdown. Resolves never; exits the process on
+ * Runs in the primary process: forks `workers` workers (each runs the `serve` command again and
+ * starts a server), keeps that many alive (a worker that dies before it ever listened stops
+ * everything with exit status 1: a startup failure would only repeat), and forwards shutdown. Resolves never; exits the process on
  * SIGINT/SIGTERM once the workers are gone.
  */
 export function runPrimary(workers: number, logger: Logger): void {
@@ -23,8 +24,20 @@ export function runPrimary(workers: number, logger: Logger): void {
   let lastRespawn = 0;
   const fork = (): Worker => cluster.fork();
 
+  const listened = new Set<number>();
+  cluster.on('listening', (worker) => listened.add(worker.id));
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
+    if (!listened.has(worker.id)) {
+      // It never served: a startup failure (its own error line says why), which a new worker would repeat.
+      logger.fatal({ worker: worker.process.pid, code, signal }, 'a worker exited before it could listen: stopping');
+      stopping = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 200).unref();
+      return;
+    }
+    listened.delete(worker.id);
     logger.error({ pid: worker.process.pid, code, signal }, 'a worker died; starting a new one');
     const wait = Math.max(0, lastRespawn + RESPAWN_DELAY_MS - Date.now());
     lastRespawn = Date.now() + wait;

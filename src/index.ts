@@ -1,5 +1,6 @@
 /**
- * The public API: what dialog authors and embedders import. Internals stay internal.
+ * The public API (`import … from 'wechat-dialog-server'`): what dialog authors and embedders
+ * import. Internals stay internal; test helpers are in `wechat-dialog-server/testing`.
  * @module
  */
 
@@ -59,8 +60,24 @@ export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-stor
 export { RedisStore, type RedisStoreOptions } from './dialog/store/redis-store.js';
 export { createRedisClient, createRedisClusterClient, type RedisClientOptions } from './dialog/store/redis-client.js';
 
-// HTTP: the Express app WeChat calls
-export { createApp, type AppOptions } from './http/app.js';
+// HTTP: the Express middleware WeChat calls, and the framework-neutral handler under it
+export {
+  wechatDialog,
+  WechatDialogOptionsError,
+  IN_PROCESS_STORE_WARNING,
+  type WechatDialogOptions,
+  type WechatDialogMiddleware,
+} from './http/wechat-dialog.js';
+export {
+  createWeChatHandler,
+  BodyReadError,
+  type HandlerOptions,
+  type LateReplyOptions,
+  type SecurityOptions,
+  type WeChatHttpRequest,
+  type WeChatHttpResponse,
+  type WeChatRequestHandler,
+} from './http/wechat-handler.js';
 
 // WeChat messages and replies
 export type * from './wechat/messages.js';
@@ -114,11 +131,4 @@ export {
 } from './delivery/access-token.js';
 export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';
 
-// Testing dialogs without HTTP (and `npm run chat`)
-export {
-  createConversation,
-  ConversationError,
-  type Conversation,
-  type ConversationOptions,
-  type OutgoingMessage,
-} from './testing/conversation.js';
+// Testing dialogs: see the `wechat-dialog-server/testing` entry (src/testing/index.ts).

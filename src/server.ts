@@ -4,22 +4,16 @@
  *
  * @module
  */
-import type { Server } from 'node:http';
-import type { Cluster, Redis } from 'ioredis';
+import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { router } from '../dialogs/router.js';
 import type { Config } from './config.js';
-import { DialogEngine } from './dialog/engine.js';
 import type { Router } from './dialog/router.js';
 import { MemoryStore } from './dialog/store/memory-store.js';
 import { RedisStore } from './dialog/store/redis-store.js';
 import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
 import type { DialogStore } from './dialog/store/store.js';
-import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken } from './delivery/access-token.js';
-import { CustomerServiceSender } from './delivery/late-replies.js';
-import { createApp, type AppOptions } from './http/app.js';
-import { fetchStableAccessToken } from './wechat/customer-service.js';
-import { text } from './wechat/replies.js';
+import { standaloneApp } from './http/app.js';
+import { IN_PROCESS_STORE_WARNING, wechatDialog } from './http/wechat-dialog.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -48,91 +42,101 @@ export function throttledWarning(logger: Pick<Logger, 'warn'>, message: string, 
   };
 }
 
-/** Work that outlives its request (late turns), so that a shutdown can wait for it. */
-class PendingWork {
-  private readonly works = new Set<Promise<void>>();
-  track(work: Promise<void>): void {
-    this.works.add(work);
-    void work.finally(() => this.works.delete(work));
-  }
-  /** Resolves when every tracked work has settled. */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.works]);
-  }
-}
-
 /** The URL without its password, for logs. */
 function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
-/** The dialog store and, with Redis, its client (shared with the access_token cache). */
-function createStore(config: Config, logger: Logger): { store: DialogStore; redis?: Redis | Cluster } {
+/** The dialog store: Redis (or Redis Cluster) with `REDIS_URL`, else this process's memory. */
+function createStore(config: Config, logger: Logger): DialogStore {
   if (config.redisUrl === undefined) {
-    logger.info('REDIS_URL is not set: dialog state is kept in this process only (development mode)');
-    return { store: new MemoryStore() };
+    logger.info(`REDIS_URL is not set: ${IN_PROCESS_STORE_WARNING}`);
+    return new MemoryStore();
   }
   const onError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
   if (config.redisCluster) {
     const cluster = createRedisClusterClient(config.redisUrl, { onError });
     logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis Cluster (seed ${redactUrl(config.redisUrl)})`);
-    return { store: new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix }), redis: cluster };
+    return new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix });
   }
   const redis = createRedisClient(config.redisUrl, { onError });
   logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis at ${redactUrl(config.redisUrl)}`);
-  return { store: new RedisStore({ redis, keyPrefix: config.redisKeyPrefix }), redis };
-}
-
-/** Late replies as customer-service messages, with the access_token shared through Redis when there is one. */
-function createLateReplies(
-  config: Config,
-  logger: Logger,
-  redis: Redis | Cluster | undefined,
-  pending: PendingWork,
-): AppOptions['lateReplies'] {
-  const late = config.lateReplies;
-  if (late === undefined) return undefined;
-  const api = { baseUrl: late.apiBase };
-  const cache =
-    redis === undefined ? new MemoryAccessTokenCache() : new RedisAccessTokenCache(redis, { keyPrefix: config.redisKeyPrefix, appId: late.appId });
-  const token = new SharedAccessToken({ cache, fetchToken: () => fetchStableAccessToken(late.appId, late.appSecret, api) });
-  const sender = new CustomerServiceSender({ token, api });
-  logger.info(
-    { deadlineMs: late.deadlineMs, apiBase: late.apiBase },
-    'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message',
-  );
-  return { deadlineMs: late.deadlineMs, send: (openid, reply) => sender.send(openid, reply), track: (work) => pending.track(work) };
+  return new RedisStore({ redis, keyPrefix: config.redisKeyPrefix });
 }
 
 /** Options of {@link startServer}. */
 export interface StartServerOptions {
-  /** The router table. @default the demo's, `dialogs/router.ts` */
-  readonly router?: Router;
+  /** The router table (the `serve` command loads it from the module given with `--router`). */
+  readonly router: Router;
+}
+
+/** Thrown by {@link startServer} when the port cannot be bound; `code` is Node's (`EADDRINUSE`, `EACCES`, ...). */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Listens on `port` and `host`; rejects with a {@link ListenError} saying why it cannot. */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const code = err.code ?? 'ERROR';
+      const why =
+        code === 'EADDRINUSE'
+          ? 'the port is already in use (another server is running there): stop it or set PORT'
+          : code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges): use a port above 1024 behind a reverse proxy, or set PORT'
+            : code === 'EADDRNOTAVAIL'
+              ? 'the address is not one of this machine\'s: set HOST'
+              : err.message;
+      reject(new ListenError(code, `cannot listen on ${host}:${port}: ${why}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }
 
 /**
- * Starts listening on `config.host:config.port`.
- * @throws when the port cannot be bound (the error of `server.listen`).
+ * Starts the standalone server: the {@link wechatDialog} middleware for the config, at
+ * `config.path` on a bare app, listening on `config.host:config.port`.
+ * @throws {ListenError} when the port cannot be bound (in use, no permission, address not local);
+ *   the store is closed again.
  */
-export async function startServer(config: Config, logger: Logger, options: StartServerOptions = {}): Promise<RunningServer> {
-  const { store, redis } = createStore(config, logger);
-  const pending = new PendingWork();
-  const lateReplies = createLateReplies(config, logger, redis, pending);
-  const engine = new DialogEngine({
-    router: options.router ?? router,
+export async function startServer(config: Config, logger: Logger, options: StartServerOptions): Promise<RunningServer> {
+  const store = createStore(config, logger);
+  const middleware = wechatDialog({
+    token: config.token,
+    router: options.router,
     store,
+    logger,
     ttlSeconds: config.dialogTtlSeconds,
     maxMessages: config.dialogMaxMessages,
-    apology: text(config.apologyText),
-    logger,
-  });
-  const app = createApp({
-    token: config.token,
-    path: config.path,
-    engine,
-    logger,
-    ...(config.security === undefined ? {} : { security: config.security }),
-    ...(lateReplies === undefined ? {} : { lateReplies }),
+    apology: config.apologyText,
+    ...(config.security === undefined
+      ? {}
+      : {
+          appId: config.security.appId,
+          encodingAESKey: config.security.encodingAESKey,
+          requireEncryption: config.security.required,
+          ...(config.security.previousEncodingAESKey === undefined ? {} : { previousEncodingAESKey: config.security.previousEncodingAESKey }),
+        }),
+    ...(config.lateReplies === undefined
+      ? {}
+      : {
+          appId: config.lateReplies.appId,
+          appSecret: config.lateReplies.appSecret,
+          replyDeadlineMs: config.lateReplies.deadlineMs,
+          apiBase: config.lateReplies.apiBase,
+        }),
   });
   if (config.security !== undefined) {
     logger.info(
@@ -140,10 +144,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
       config.security.required ? 'security mode (安全模式): plaintext pushes are refused' : 'security mode (安全模式) or compatible mode (兼容模式): encrypted and plaintext pushes accepted',
     );
   }
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
+  const server = createServer(standaloneApp(config.path, middleware, logger));
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    await middleware.close();
+    throw err;
+  }
   logger.info(
     { host: config.host, port: config.port, path: config.path, dialogTtlSeconds: config.dialogTtlSeconds },
     `listening on http://${config.host}:${config.port}${config.path}`,
@@ -152,11 +159,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => {
-          // Late turns outlive their requests: let them commit and send before the store closes.
-          void pending
-            .settled()
-            .then(() => store.close())
-            .finally(resolve);
+          void middleware.close().finally(resolve);
         });
         server.closeIdleConnections();
       }),

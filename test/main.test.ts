@@ -4,6 +4,8 @@
  * one line naming the variable.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseReply, signedQuery, textXml } from './support/http.js';
@@ -73,10 +75,10 @@ async function talk(port: number): Promise<void> {
   expect(await say('41')).toBe('累加结束，累加和: 41');
 }
 
-/** `src/main.ts` on a free port with REDIS_URL (its keys under a prefix of this test run) and `env`. */
+/** The `serve` command on a free port with REDIS_URL (its keys under a prefix of this test run) and `env`. */
 async function startOnRedis(env: Record<string, string>): Promise<{ port: number; server: Started }> {
   const port = await findFreePort();
-  const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const server = start(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--router', 'dialogs/router.ts'], {
     WECHAT_TOKEN: 'maintest123',
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -89,7 +91,7 @@ async function startOnRedis(env: Record<string, string>): Promise<{ port: number
 }
 
 describe('the server process', () => {
-  it('`npm start` without REDIS_URL: builds, says it uses the in-process store, holds a dialog, stops on SIGTERM', async () => {
+  it('`npm start` (the built server) without REDIS_URL: says it uses the in-process store, holds a dialog, stops on SIGTERM', async () => {
     const port = await findFreePort();
     const server = start('npm', ['start'], { WECHAT_TOKEN: 'maintest123', PORT: String(port), HOST: '127.0.0.1' });
     await waitFor(() => server.output().includes('listening on'), 'listening', server, 60_000);
@@ -132,10 +134,57 @@ describe('the server process', () => {
     [{ WECHAT_TOKEN: 'abc123', DIALOG_TTL_SECONDS: '0' }, /^config error: DIALOG_TTL_SECONDS must be a whole number/],
     [{ WECHAT_TOKEN: 'abc123', WEB_CONCURRENCY: '2' }, /^config error: WEB_CONCURRENCY above 1 needs REDIS_URL/],
   ] as Array<[Record<string, string>, RegExp]>)('a bad config %j stops startup with one line naming the variable', async (env, line) => {
-    const server = start(process.execPath, ['--import', 'tsx', 'src/main.ts'], env);
+    const server = start(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--router', 'dialogs/router.ts'], env);
     expect(await server.exited).toBe(1);
     const output = server.output().trim();
     expect(output.split('\n')).toHaveLength(1);
     expect(output).toMatch(line);
+  }, 30_000);
+});
+
+describe('the built `wechat-dialog serve` fails loudly at startup', () => {
+  /** Runs the built bin (`dist/`, built by the global setup) and collects its exit code and stderr. */
+  async function serveOnce(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DOTENV_CONFIG_PATH: 'test/no-such.env', HOST: '127.0.0.1', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr: stderr.trim() };
+  }
+
+  it('a port in use: one line saying so, exit 1 (not a successful start)', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const variants: Array<Record<string, string>> = [{}, ...(process.env.REDIS_URL ? [{ WEB_CONCURRENCY: '2', REDIS_URL: process.env.REDIS_URL }] : [])];
+      for (const extra of variants) {
+        const result = await serveOnce(['--router', 'dist/dialogs/router.js'], { WECHAT_TOKEN: 'abc123', PORT: String(port), ...extra });
+        expect(result.code, JSON.stringify(extra)).toBe(1);
+        const lines = result.stderr.split('\n');
+        if (Object.keys(extra).length === 0) expect(lines).toHaveLength(1);
+        expect(lines[0]).toBe(`listen error: cannot listen on 127.0.0.1:${port}: the port is already in use (another server is running there): stop it or set PORT`);
+      }
+    } finally {
+      blocker.close();
+    }
+  }, 30_000);
+
+  it.each([
+    [['--router', 'dialogs/no-such-router.js'], /^router error: router module dialogs\/no-such-router\.js not found \(looked for .*\)$/],
+    [['--router', 'test/support/fixtures/no-router.mjs'], /^router error: router module test\/support\/fixtures\/no-router\.mjs exports no router: add `export const router = createRouter\(\{ routes, fallback \}\)`$/],
+    [['--router', 'test/support/fixtures/throwing-router.mjs'], /^router error: cannot load router module test\/support\/fixtures\/throwing-router\.mjs: .*two different dialogs are named "same"/],
+    [['--router', 'dialogs/router.ts'], /^router error: cannot load router module dialogs\/router\.ts: .*\(a TypeScript router: compile it first/],
+    [[], /^wechat-dialog: serve needs --router <module>/],
+  ])('a bad router %j: one line naming the module and what to do, non-zero exit', async (args, line) => {
+    const result = await serveOnce(args, { WECHAT_TOKEN: 'abc123', PORT: '1' });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr.split('\n')[0]).toMatch(line);
+    if (args.length > 0) expect(result.stderr.split('\n')).toHaveLength(1);
   }, 30_000);
 });

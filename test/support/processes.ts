@@ -1,5 +1,5 @@
 /**
- * Server processes for multi-process tests: spawn N servers (`node --import tsx src/main.ts`) on
+ * Server processes for multi-process tests: spawn N servers (`node --import tsx src/cli/main.ts serve --router dialogs/router.ts`) on
  * free loopback ports, wait until each answers a signed echostr handshake, and stop them all by
  * signalling their process groups. Also: deleting the Redis keys a test's prefix left behind.
  */
@@ -125,7 +125,7 @@ export class ServerGroup {
   }
 
   #spawn(index: number, port: number, env: Readonly<Record<string, string>>): ServerProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--router', 'dialogs/router.ts'], {
       cwd: ROOT,
       // Only what the server needs: nothing inherited from the test environment.
       env: {

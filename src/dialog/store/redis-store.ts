@@ -147,6 +147,16 @@ export class RedisStore implements DialogStore {
     this.#keyPrefix = options.keyPrefix;
   }
 
+  /** The client this store owns (other records of the same application, such as the shared access_token, may use it). */
+  get client(): Redis | Cluster {
+    return this.#redis;
+  }
+
+  /** The prefix of every key this store writes. */
+  get keyPrefix(): string {
+    return this.#keyPrefix;
+  }
+
   /** @inheritDoc `GET`: the token is the stored value itself. */
   async read(key: StateKey): Promise<Snapshot> {
     const storageKey = this.#key(key);

@@ -1,17 +1,14 @@
 /**
- * `npm run chat`: talk to your dialogs in the terminal, as a WeChat user would, without WeChat,
- * HTTP or Redis. A line is a text message; lines starting with `/` send other messages and events
- * (`/help` lists them). `--router <module>` loads another router table (its `router` export).
+ * `wechat-dialog chat` (`npm run chat`): talk to your dialogs in the terminal, as a WeChat user
+ * would, without WeChat, HTTP or Redis. A line is a text message; lines starting with `/` send
+ * other messages and events (`/help` lists them). `--router <module>` names the router table.
  *
  * @module
  */
 import { createInterface } from 'node:readline';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { Router } from '../dialog/router.js';
 import type { Reply } from '../wechat/replies.js';
-import { createConversation, type Conversation, type OutgoingMessage } from './conversation.js';
+import { createConversation, type Conversation, type OutgoingMessage } from '../testing/conversation.js';
+import { loadRouter } from './load-router.js';
 
 const HELP = `Type a message and press Enter. Commands:
   /click KEY            a menu click (CLICK event)
@@ -73,51 +70,60 @@ export function commandMessage(line: string): OutgoingMessage | { readonly usage
   }
 }
 
-async function loadRouter(modulePath: string | undefined): Promise<Router> {
-  if (modulePath === undefined) return (await import('../../dialogs/router.js')).router;
-  const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { router?: Router };
-  if (loaded.router === undefined) throw new Error(`${modulePath} has no \`router\` export: export const router = createRouter(...)`);
-  return loaded.router;
+/** What the terminal chat talks to: a {@link Conversation} in this process (or a server over HTTP). */
+export type ChatTarget = Pick<Conversation, 'openid' | 'say' | 'send' | 'retryLast' | 'warnings' | 'close'>;
+
+/** Options of {@link chat}. */
+export interface ChatOptions {
+  /** The module that exports the router table (`router` or default export), relative to the working directory. */
+  readonly router: string;
+  /** The user's openid. @default 'oTestUser0000000000000000001' */
+  readonly openid?: string;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { router: { type: 'string' }, openid: { type: 'string' } } });
-  const chat: Conversation = createConversation({
-    router: await loadRouter(values.router),
-    ...(values.openid === undefined ? {} : { openid: values.openid }),
-  });
-  const lines = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true });
+/**
+ * Reads lines from `input` and sends each to `target` as a user would (a text, or a `/command`),
+ * writing every reply to `output`, until `/quit` or the end of the input; then closes `target`.
+ */
+export async function runChat(target: ChatTarget, input: NodeJS.ReadableStream, output: NodeJS.WritableStream, interactive: boolean): Promise<void> {
+  const lines = createInterface({ input, output, terminal: interactive });
   const say = (text: string): void => {
-    process.stdout.write(`${text}\n`);
+    output.write(`${text}\n`);
   };
-  say(`chatting as ${chat.openid}. /help lists the commands.`);
+  say(`chatting as ${target.openid}. /help lists the commands.`);
   let warned = 0;
   lines.setPrompt('> ');
   lines.prompt();
   for await (const line of lines) {
-    const input = line.trim();
-    if (input === '/quit') break;
+    const text = line.trim();
+    if (text === '/quit') break;
     try {
-      if (input === '/help') say(HELP);
-      else if (input === '/retry') say(describeReply(await chat.retryLast()));
-      else if (input.startsWith('/')) {
-        const message = commandMessage(input);
-        say('usage' in message ? message.usage : describeReply(await chat.send(message)));
-      } else if (input !== '') say(describeReply(await chat.say(line)));
+      if (text === '/help') say(HELP);
+      else if (text === '/retry') say(describeReply(await target.retryLast()));
+      else if (text.startsWith('/')) {
+        const message = commandMessage(text);
+        say('usage' in message ? message.usage : describeReply(await target.send(message)));
+      } else if (text !== '') say(describeReply(await target.say(line)));
     } catch (err) {
       say(`error: ${err instanceof Error ? err.message : String(err)}`);
     }
-    for (const warning of chat.warnings.slice(warned)) say(`(warning: ${warning})`);
-    warned = chat.warnings.length;
+    for (const warning of target.warnings.slice(warned)) say(`(warning: ${warning})`);
+    warned = target.warnings.length;
     lines.prompt();
   }
   lines.close();
-  await chat.close();
+  await target.close();
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`chat: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+/**
+ * `wechat-dialog chat --router <module>`: talk to the dialogs of a router table in the terminal,
+ * on the real engine and an in-memory store.
+ * @throws {RouterModuleError} when the router module cannot be loaded.
+ */
+export async function chat(options: ChatOptions): Promise<void> {
+  const target = createConversation({
+    router: await loadRouter(options.router),
+    ...(options.openid === undefined ? {} : { openid: options.openid }),
   });
+  await runChat(target, process.stdin, process.stdout, process.stdin.isTTY === true);
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { commandMessage, describeReply } from '../../src/testing/chat.js';
+import { commandMessage, describeReply } from '../../src/cli/chat.js';
 import { image, music, news, text, transferCustomerService, video, voice } from '../../src/wechat/replies.js';
 
 describe('npm run chat', () => {
@@ -27,7 +27,7 @@ describe('npm run chat', () => {
   });
 
   it('holds a conversation with the demo dialogs on stdin/stdout', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/testing/chat.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'chat', '--router', 'dialogs/router.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
     child.stdin.end('累加器\n2\n40\n2\n/click V1001\n/unsubscribe\n/quit\n');

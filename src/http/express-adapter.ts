@@ -1,0 +1,101 @@
+/**
+ * The Express adapter over the framework-neutral handler (`wechat-handler.ts`): an Express `Router`
+ * that answers requests to its mount path itself (`/` inside the router, so `/wechat` and
+ * `/wechat/` when mounted at `/wechat`) and passes every other request on to the host app.
+ *
+ * It works whatever body parser the host mounted before it: a body already read as a string
+ * (`express.text()`) or a Buffer (`express.raw()`) is used as it is; a body a parser turned into
+ * something else (`express.json()`, `express.urlencoded()` with a type matching `text/xml`) cannot
+ * be recovered, so that request is answered 500 and the log says to mount this router first.
+ *
+ * @module
+ */
+import express, { type Request, type Response } from 'express';
+import getRawBody from 'raw-body';
+import type { EngineLogger } from '../dialog/engine.js';
+import { BodyReadError, type WeChatHttpResponse, type WeChatRequestHandler } from './wechat-handler.js';
+
+/** Options of {@link expressRouter}. */
+export interface ExpressAdapterOptions {
+  /** Largest accepted POST body, in **bytes** (UTF-8); larger gets 413. */
+  readonly bodyLimitBytes: number;
+  /** Where to log adapter failures (a body consumed by another parser, an unexpected error). */
+  readonly logger: EngineLogger;
+}
+
+/** What the log says when another body parser consumed the push before this router saw it. */
+export const BODY_CONSUMED_MESSAGE =
+  'the request body was already read by another body parser (req.body is not a string or a Buffer): ' +
+  'mount wechatDialog() before express.json()/express.urlencoded(), or let only express.text() or express.raw() read text/xml';
+
+/** Thrown by the body reader when the host consumed the body; answered 500. */
+class BodyConsumedError extends Error {
+  override readonly name = 'BodyConsumedError';
+  readonly code = 'BODY_CONSUMED';
+  constructor() {
+    super(BODY_CONSUMED_MESSAGE);
+  }
+}
+
+function isHttpError(err: unknown): err is { status: number; type?: string } {
+  return typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number';
+}
+
+/** A query value, or undefined when absent, repeated, or parsed into an object by an extended parser. */
+function queryValue(req: Request, name: string): string | undefined {
+  const value: unknown = req.query[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The body as UTF-8: what a host parser already read (a string or a Buffer), else read from the
+ * stream with `raw-body`, at most `limit` bytes.
+ * @throws {BodyReadError} 413 over `limit`, 400 for a body that cannot be read (aborted, bad length).
+ * @throws {BodyConsumedError} when another parser consumed the stream into something else.
+ */
+async function readBody(req: Request, limit: number): Promise<string> {
+  const parsed: unknown = req.body;
+  if (typeof parsed === 'string' || Buffer.isBuffer(parsed)) {
+    const bytes = typeof parsed === 'string' ? Buffer.byteLength(parsed, 'utf8') : parsed.length;
+    if (bytes > limit) throw new BodyReadError(413, `body too large (limit ${limit} bytes)`);
+    return typeof parsed === 'string' ? parsed : parsed.toString('utf8');
+  }
+  // body-parser marks a request it has read with `_body`; a stream that has ended was read by someone.
+  if ((req as { _body?: unknown })._body === true || req.readableEnded) throw new BodyConsumedError();
+  try {
+    return await getRawBody(req, { limit, length: req.headers['content-length'], encoding: 'utf-8' });
+  } catch (err) {
+    const status = isHttpError(err) && err.status >= 400 && err.status < 500 ? err.status : 400;
+    throw new BodyReadError(status, status === 413 ? `body too large (limit ${limit} bytes)` : 'unreadable body', { cause: err });
+  }
+}
+
+function send(res: Response, response: WeChatHttpResponse): void {
+  if (response.headers !== undefined) res.set(response.headers);
+  res.status(response.status).type(response.contentType).send(response.body);
+}
+
+/**
+ * An Express `Router` serving `handle` at its mount path. Errors of its own are logged and
+ * answered `500 internal error` here: they never reach the host's error handler (which might print
+ * a stack trace to WeChat), and the host's own errors never pass through this router.
+ */
+export function expressRouter(handle: WeChatRequestHandler, options: ExpressAdapterOptions): express.Router {
+  const { bodyLimitBytes, logger } = options;
+  const router = express.Router();
+  router.all('/', async (req, res) => {
+    try {
+      const response = await handle({
+        method: req.method,
+        query: (name) => queryValue(req, name),
+        readBody: () => readBody(req, bodyLimitBytes),
+      });
+      send(res, response);
+    } catch (err) {
+      if (err instanceof BodyConsumedError) logger.error({ code: err.code }, err.message);
+      else logger.error({ err }, 'unexpected error while handling a request');
+      if (!res.headersSent) res.status(500).type('text/plain; charset=utf-8').send('internal error');
+    }
+  });
+  return router;
+}

@@ -1,0 +1,235 @@
+/**
+ * `wechatDialog(options)`: the package's front door, an Express middleware to mount in the app a
+ * team already runs, as node-webot users do with `wechat(config, handler)`:
+ *
+ * ```ts
+ * app.use('/wechat', wechatDialog({ token: 'mytoken123', router }));
+ * ```
+ *
+ * It answers GET (the `echostr` handshake) and POST (pushes) on its mount path and passes every
+ * other request on to the host. The standalone server (`wechat-dialog serve`) is this middleware
+ * on a bare app.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino } from 'pino';
+import { DialogEngine, type EngineLogger } from '../dialog/engine.js';
+import type { Router } from '../dialog/router.js';
+import { MemoryStore } from '../dialog/store/memory-store.js';
+import { RedisStore } from '../dialog/store/redis-store.js';
+import type { DialogStore } from '../dialog/store/store.js';
+import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken, type AccessTokenCache } from '../delivery/access-token.js';
+import { CustomerServiceSender } from '../delivery/late-replies.js';
+import { parseEncodingAESKey } from '../wechat/crypto.js';
+import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-service.js';
+import { isReply, text, type Reply } from '../wechat/replies.js';
+import { expressRouter } from './express-adapter.js';
+import { createWeChatHandler, type LateReplyOptions } from './wechat-handler.js';
+
+/** Options of {@link wechatDialog}. Every field but `token` and `router` is optional. */
+export interface WechatDialogOptions {
+  /** The Token (令牌) set in the Official Account console: 3 to 32 letters or digits. */
+  readonly token: string;
+  /** The router table (`createRouter({ routes, fallback })`). */
+  readonly router: Router;
+  /**
+   * Where dialog state lives: `new RedisStore({ redis: createRedisClient(url), keyPrefix })` to share
+   * it between processes and keep it across restarts. `close()` of the middleware closes it.
+   * @default a `MemoryStore` in this process, with a warning in the log (development only)
+   */
+  readonly store?: DialogStore;
+  /** How long a dialog waits for the user's next message, in **seconds**; renewed on every turn. @default 60 */
+  readonly ttlSeconds?: number;
+  /** Most messages one dialog may receive; one more ends it. @default 100 */
+  readonly maxMessages?: number;
+  /** The reply when a dialog throws or the store fails: a text, or any reply. @default '抱歉，出了点问题，请稍后再试。' */
+  readonly apology?: string | Reply;
+  /** Where to log (pino, or anything with `info`/`warn`/`error(fields, message)`). @default pino() at `info`, JSON on stdout */
+  readonly logger?: EngineLogger;
+  /** Largest accepted POST body, in **bytes**; larger gets 413. @default 65536 (64 KiB) */
+  readonly bodyLimitBytes?: number;
+  /** The account's AppID (开发者ID): needed by security mode (`encodingAESKey`) and late replies (`appSecret`). */
+  readonly appId?: string;
+  /**
+   * The EncodingAESKey (消息加解密密钥, 43 letters or digits): turns on security mode (安全模式) and
+   * compatible mode (兼容模式). Needs `appId`. Source: 消息加解密说明 (protocol README §4).
+   * @default undefined: plaintext only; an encrypted push gets 400
+   */
+  readonly encodingAESKey?: string;
+  /** The previous EncodingAESKey, tried when `encodingAESKey` cannot decrypt a push (while changing keys). */
+  readonly previousEncodingAESKey?: string;
+  /** Refuse plaintext pushes (400). Needs `encodingAESKey`. @default false */
+  readonly requireEncryption?: boolean;
+  /**
+   * The AppSecret (开发者密码): turns on late replies. A turn still running `replyDeadlineMs` after
+   * the push arrived is answered `success`, and its reply is sent as a customer-service message
+   * (客服消息) with the stable access_token. Needs `appId`.
+   * @default undefined: a slow turn is simply waited for
+   */
+  readonly appSecret?: string;
+  /** With `appSecret`: **milliseconds** after which a running turn is answered `success` (100 to 4900). @default 4500 */
+  readonly replyDeadlineMs?: number;
+  /** With `appSecret`: where WeChat's API is (a proxy, or a fake in tests). @default 'https://api.weixin.qq.com' */
+  readonly apiBase?: string;
+  /**
+   * With `appSecret`: where processes share the access_token.
+   * @default in Redis beside the state when `store` is a `RedisStore` (`<keyPrefix>access_token:<appId>`), else in this process
+   */
+  readonly accessTokenCache?: AccessTokenCache;
+}
+
+/**
+ * The middleware: call it as Express does (`app.use(path, middleware)`). Typed with Node's own
+ * request and response, so using it needs no Express type package.
+ */
+export interface WechatDialogMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+  /** The engine behind it (for tests and tools). */
+  readonly engine: DialogEngine;
+  /**
+   * Waits for late turns still running (their commit and customer-service send), then closes the
+   * store. Call it on shutdown, after the HTTP server stopped accepting requests.
+   */
+  close(): Promise<void>;
+}
+
+/** Thrown by {@link wechatDialog} for options that cannot work; the message names the option and what to do. */
+export class WechatDialogOptionsError extends Error {
+  override readonly name = 'WechatDialogOptionsError';
+  readonly code = 'INVALID_OPTIONS';
+  constructor(
+    /** The option at fault, e.g. `token`. */
+    readonly option: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What the in-process store means, logged whenever it is used. */
+export const IN_PROCESS_STORE_WARNING =
+  'dialog state is kept in this process only (development mode): not shared between processes, lost on restart';
+
+/** Work that outlives its request (late turns), so that a shutdown can wait for it. */
+class PendingWork {
+  private readonly works = new Set<Promise<void>>();
+  track(work: Promise<void>): void {
+    this.works.add(work);
+    void work.finally(() => this.works.delete(work));
+  }
+  /** Resolves when every tracked work has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.works]);
+  }
+}
+
+function validate(options: WechatDialogOptions): void {
+  const fail = (option: string, message: string): never => {
+    throw new WechatDialogOptionsError(option, `wechatDialog: ${option} ${message}`);
+  };
+  if (typeof options.token !== 'string' || !/^[A-Za-z0-9]{3,32}$/.test(options.token)) {
+    fail('token', 'must be the Token (令牌) from the Official Account console: 3 to 32 letters or digits');
+  }
+  if (typeof options.router?.decide !== 'function') fail('router', 'must be a router table: createRouter({ routes, fallback })');
+  if (options.appId !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(options.appId)) {
+    fail('appId', "must be the account's AppID (开发者ID), e.g. wx0123456789abcdef");
+  }
+  for (const option of ['encodingAESKey', 'previousEncodingAESKey'] as const) {
+    const key = options[option];
+    if (key === undefined) continue;
+    try {
+      parseEncodingAESKey(key);
+    } catch {
+      fail(option, 'must be the 43-letter-or-digit EncodingAESKey (消息加解密密钥) from the console');
+    }
+  }
+  if (options.encodingAESKey !== undefined && options.appId === undefined) fail('encodingAESKey', 'needs appId: decrypted pushes are checked against it');
+  if (options.previousEncodingAESKey !== undefined && options.encodingAESKey === undefined) fail('previousEncodingAESKey', 'needs encodingAESKey (the current key)');
+  if (options.requireEncryption === true && options.encodingAESKey === undefined) {
+    fail('requireEncryption', 'needs appId and encodingAESKey: without them nothing can be decrypted');
+  }
+  if (options.appSecret !== undefined && options.appId === undefined) fail('appSecret', 'needs appId: the access_token is fetched for that AppID');
+  const deadline = options.replyDeadlineMs;
+  if (deadline !== undefined && !(Number.isInteger(deadline) && deadline >= 100 && deadline <= 4_900)) {
+    fail('replyDeadlineMs', 'must be a whole number of milliseconds from 100 to 4900 (WeChat waits 5 s)');
+  }
+  if (options.apology !== undefined && typeof options.apology !== 'string' && !isReply(options.apology)) {
+    fail('apology', "must be a text or a reply built with text(), image(), …");
+  }
+}
+
+/**
+ * Builds the middleware. Mount it where WeChat calls (`app.use('/wechat', wechatDialog(…))`),
+ * before any body parser that would turn a `text/xml` body into something other than a string or
+ * a Buffer (`express.text()` and `express.raw()` before it are fine).
+ *
+ * @throws {WechatDialogOptionsError} for options that cannot work (a Token that is not 3 to 32
+ *   letters or digits, an EncodingAESKey without `appId`, ...).
+ * @throws {RangeError} for a `ttlSeconds` or `maxMessages` that is not a positive integer.
+ */
+export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddleware {
+  validate(options);
+  const logger: EngineLogger = options.logger ?? pino();
+  const ownsNoStore = options.store === undefined;
+  if (ownsNoStore) logger.warn({}, `no store given: ${IN_PROCESS_STORE_WARNING}; pass store: new RedisStore(…) in production`);
+  const store = options.store ?? new MemoryStore();
+  const apology = options.apology === undefined ? undefined : typeof options.apology === 'string' ? text(options.apology) : options.apology;
+  const engine = new DialogEngine({
+    router: options.router,
+    store,
+    logger,
+    ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
+    ...(options.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
+    ...(apology === undefined ? {} : { apology }),
+  });
+  const pending = new PendingWork();
+  const lateReplies = createLateReplies(options, store, pending, logger);
+  const { appId, encodingAESKey } = options;
+  const handle = createWeChatHandler({
+    token: options.token,
+    engine,
+    logger,
+    ...(lateReplies === undefined ? {} : { lateReplies }),
+    ...(appId === undefined || encodingAESKey === undefined
+      ? {}
+      : {
+          security: {
+            appId,
+            encodingAESKey,
+            ...(options.previousEncodingAESKey === undefined ? {} : { previousEncodingAESKey: options.previousEncodingAESKey }),
+            required: options.requireEncryption === true,
+          },
+        }),
+  });
+  const router = expressRouter(handle, { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger });
+  const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
+    router(req as Parameters<typeof router>[0], res as Parameters<typeof router>[1], next);
+  };
+  return Object.assign(middleware, {
+    engine,
+    close: async () => {
+      // Late turns outlive their requests: let them commit and send before the store closes.
+      await pending.settled();
+      await store.close();
+    },
+  });
+}
+
+/** Late replies as customer-service messages, with the access_token shared through Redis when the store is Redis. */
+function createLateReplies(options: WechatDialogOptions, store: DialogStore, pending: PendingWork, logger: EngineLogger): LateReplyOptions | undefined {
+  const { appId, appSecret } = options;
+  if (appId === undefined || appSecret === undefined) return undefined;
+  const api = { baseUrl: options.apiBase ?? WECHAT_API_BASE };
+  const cache =
+    options.accessTokenCache ??
+    (store instanceof RedisStore ? new RedisAccessTokenCache(store.client, { keyPrefix: store.keyPrefix, appId }) : new MemoryAccessTokenCache());
+  const token = new SharedAccessToken({ cache, fetchToken: () => fetchStableAccessToken(appId, appSecret, api) });
+  const sender = new CustomerServiceSender({ token, api });
+  const deadlineMs = options.replyDeadlineMs ?? 4_500;
+  logger.info(
+    { deadlineMs, apiBase: api.baseUrl },
+    'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message',
+  );
+  return { deadlineMs, send: (openid, reply) => sender.send(openid, reply), track: (work) => pending.track(work) };
+}
