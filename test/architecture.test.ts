@@ -16,10 +16,10 @@ function sources(dir: string): string[] {
     .map((entry) => relative(root, join(entry.parentPath, entry.name)));
 }
 
-/** Every module specifier a file imports (static `from '…'` and dynamic `import('…')`). */
+/** Every module specifier a file imports (`from '…'`, `import '…'` and `import('…')`). */
 function imports(file: string): string[] {
   const text = readFileSync(join(root, file), 'utf8');
-  return [...text.matchAll(/(?:from\s+|import\s*\(\s*)['"]([^'"]+)['"]/g)].map((match) => match[1]!);
+  return [...text.matchAll(/(?:from\s+|\bimport\s*\(?\s*)['"]([^'"]+)['"]/g)].map((match) => match[1]!);
 }
 
 describe('the shape of the tree', () => {
