@@ -2,6 +2,8 @@
  * `wechat-dialog chat` (`npm run chat`): talk to your dialogs in the terminal, as a WeChat user
  * would, without WeChat, HTTP or Redis. A line is a text message; lines starting with `/` send
  * other messages and events (`/help` lists them). `--router <module>` names the router table.
+ * With `--url <server URL> --token <token>` (`remote-chat.ts`) the same chat talks to a running
+ * server over HTTP instead, each message POSTed as WeChat would push it: a smoke test.
  *
  * @module
  */
@@ -9,6 +11,7 @@ import { createInterface } from 'node:readline';
 import type { Reply } from '../wechat/replies.js';
 import { createConversation, type Conversation, type OutgoingMessage } from '../testing/conversation.js';
 import { loadRouter } from './load-router.js';
+import { createRemoteChat, type RemoteChatOptions } from './remote-chat.js';
 
 const HELP = `Type a message and press Enter. Commands:
   /click KEY            a menu click (CLICK event)
@@ -125,5 +128,20 @@ export async function chat(options: ChatOptions): Promise<void> {
     router: await loadRouter(options.router),
     ...(options.openid === undefined ? {} : { openid: options.openid }),
   });
+  await runChat(target, process.stdin, process.stdout, process.stdin.isTTY === true);
+}
+
+/**
+ * `wechat-dialog chat --url <server URL> --token <token> [--aes-key <key> --appid <AppID>]`: the
+ * same terminal chat against a running server, each message POSTed to `url` as WeChat pushes it
+ * (signed with the Token; encrypted in security mode), each answer read as WeChat reads it. A
+ * non-200 answer or a network error is shown as one `error: …` line and the chat goes on.
+ * @throws {TypeError} for a URL that does not parse; `DecryptError` `BAD_KEY` for a bad
+ *   EncodingAESKey (check with `remoteChatOptionsProblem` first).
+ */
+export async function remoteChat(options: RemoteChatOptions): Promise<void> {
+  const target = createRemoteChat(options);
+  const mode = options.security === undefined ? 'plaintext mode' : `security mode, AppID ${options.security.appId}`;
+  process.stdout.write(`sending to ${options.url} as WeChat would (${mode}).\n`);
   await runChat(target, process.stdin, process.stdout, process.stdin.isTTY === true);
 }

@@ -5,6 +5,8 @@
  * ```
  * wechat-dialog serve --router ./dialogs/router.js   the server (settings from the environment and .env)
  * wechat-dialog chat --router ./dialogs/router.js    talk to the dialogs in the terminal
+ * wechat-dialog chat --url http://127.0.0.1:3000/wechat --token <token>
+ *                                                    the same chat with a running server, over HTTP
  * wechat-dialog healthcheck                          exit 0 when the local server answers a signed handshake
  * ```
  *
@@ -12,9 +14,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chat } from './chat.js';
+import { chat, remoteChat } from './chat.js';
 import { healthcheck } from './healthcheck.js';
 import { RouterModuleError } from './load-router.js';
+import { remoteChatOptionsProblem, type RemoteChatOptions } from './remote-chat.js';
 import { serve } from './serve.js';
 
 const USAGE = `usage: wechat-dialog <command> [options]
@@ -24,6 +27,13 @@ commands:
                                  (WECHAT_TOKEN, PORT, REDIS_URL, ...: see docs/configuration.md)
   chat --router <module>         talk to the dialogs in the terminal, in this process
        [--openid <openid>]
+  chat --url <server URL>        the same chat with a running server: each message is POSTed to
+       [--token <token>]         <server URL> (e.g. http://127.0.0.1:3000/wechat) as WeChat pushes
+       [--aes-key <key>          it, signed with the Token (default: WECHAT_TOKEN); with --aes-key
+        --appid <AppID>]         (the EncodingAESKey) and --appid, encrypted (security mode).
+       [--openid <openid>]       --openid is the user (default oTestUser0000000000000000001),
+       [--account <gh_id>]       --account the ToUserName (default gh_test0000000).
+                                 --router is ignored with --url.
   healthcheck                    exit 0 when the server on this machine (PORT, WECHAT_PATH)
                                  answers a signed GET handshake, 1 otherwise
 
@@ -48,6 +58,39 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
+/** The options of `chat`: `--router` for the in-process chat; `--url`, `--token`, `--aes-key`, `--appid`, `--account` for the remote one; `--openid` for both. */
+const CHAT_OPTIONS = {
+  router: { type: 'string' },
+  openid: { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  'aes-key': { type: 'string' },
+  appid: { type: 'string' },
+  account: { type: 'string' },
+} as const;
+
+/** `chat --url`'s options, checked: a bad combination is a usage error (exit 2). */
+function remoteChatOptions(
+  values: { openid?: string; token?: string; 'aes-key'?: string; appid?: string; account?: string },
+  url: string,
+): RemoteChatOptions {
+  const aesKey = values['aes-key'];
+  if (aesKey === undefined && values.appid !== undefined) usageError('--appid is for security mode: give --aes-key <EncodingAESKey> with it');
+  if (aesKey !== undefined && values.appid === undefined) usageError('--aes-key needs --appid <AppID>: the AppID is encrypted into every push');
+  const token = values.token ?? process.env['WECHAT_TOKEN'];
+  if (token === undefined || token === '') usageError('chat --url needs the Token the server uses: --token <token> or WECHAT_TOKEN');
+  const options: RemoteChatOptions = {
+    url,
+    token,
+    ...(aesKey === undefined || values.appid === undefined ? {} : { security: { appId: values.appid, encodingAESKey: aesKey } }),
+    ...(values.openid === undefined ? {} : { openid: values.openid }),
+    ...(values.account === undefined ? {} : { account: values.account }),
+  };
+  const problem = remoteChatOptionsProblem(options);
+  if (problem !== undefined) usageError(problem);
+  return options;
+}
+
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -58,11 +101,11 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${version()}\n`);
     return;
   }
-  let values: { router?: string; openid?: string };
+  let values: { router?: string; openid?: string; url?: string; token?: string; 'aes-key'?: string; appid?: string; account?: string };
   try {
     ({ values } = parseArgs({
       args: [...rest],
-      options: command === 'chat' ? { router: { type: 'string' }, openid: { type: 'string' } } : command === 'serve' ? { router: { type: 'string' } } : {},
+      options: command === 'chat' ? CHAT_OPTIONS : command === 'serve' ? { router: { type: 'string' } } : {},
       strict: true,
     }));
   } catch (err) {
@@ -73,7 +116,11 @@ async function main(argv: readonly string[]): Promise<void> {
       if (values.router === undefined) usageError('serve needs --router <module>: the module that exports your router table');
       return serve(values.router);
     case 'chat':
-      if (values.router === undefined) usageError('chat needs --router <module>: the module that exports your router table');
+      if (values.url !== undefined) return remoteChat(remoteChatOptions(values, values.url));
+      if (values.token !== undefined || values['aes-key'] !== undefined || values.appid !== undefined || values.account !== undefined) {
+        usageError('--token, --aes-key, --appid and --account are for chat --url <server URL>');
+      }
+      if (values.router === undefined) usageError('chat needs --router <module> (the module that exports your router table) or --url <server URL>');
       return chat({ router: values.router, ...(values.openid === undefined ? {} : { openid: values.openid }) });
     case 'healthcheck':
       return healthcheck();
