@@ -90,13 +90,23 @@ export interface ChatOptions {
  */
 export async function runChat(target: ChatTarget, input: NodeJS.ReadableStream, output: NodeJS.WritableStream, interactive: boolean): Promise<void> {
   const lines = createInterface({ input, output, terminal: interactive });
+  // Piped input can end while replies are still coming (an HTTP round trip): readline is closed by
+  // then, and Node 24 refuses prompt() on a closed interface, so the prompt is written directly.
+  let inputEnded = false;
+  lines.once('close', () => {
+    inputEnded = true;
+  });
+  const prompt = (): void => {
+    if (inputEnded) output.write('> ');
+    else lines.prompt();
+  };
   const say = (text: string): void => {
     output.write(`${text}\n`);
   };
   say(`chatting as ${target.openid}. /help lists the commands.`);
   let warned = 0;
   lines.setPrompt('> ');
-  lines.prompt();
+  prompt();
   for await (const line of lines) {
     const text = line.trim();
     if (text === '/quit') break;
@@ -112,7 +122,7 @@ export async function runChat(target: ChatTarget, input: NodeJS.ReadableStream, 
     }
     for (const warning of target.warnings.slice(warned)) say(`(warning: ${warning})`);
     warned = target.warnings.length;
-    lines.prompt();
+    prompt();
   }
   lines.close();
   await target.close();
