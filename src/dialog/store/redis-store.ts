@@ -117,6 +117,18 @@ function readyOrEnd(emitter: Redis | Cluster): Promise<'ready' | 'end'> {
   return pending;
 }
 
+/**
+ * How long a commit whose outcome is unknown (a timeout, a dropped connection) keeps asking Redis
+ * what happened, in **milliseconds**: with the 1 s command timeout of {@link createRedisClient}
+ * the turn still answers well within WeChat's 5 s.
+ */
+const SETTLE_WAIT_MS = 2_000;
+
+/** An error Redis answered (the command ran and failed): nothing ambiguous about it. */
+function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
 /** How long a write waits for the connection when the client has no `commandTimeout`, in ms. */
 const DEFAULT_WRITE_WAIT_MS = 1_000;
 
@@ -177,9 +189,41 @@ export class RedisStore implements DialogStore {
     const value = next === undefined ? '' : encodeState(next);
     const storageKey = this.#key(key);
     await this.#whenSendable('EVALSHA', storageKey, 'write');
-    const reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(storageKey, expected.token, value, ttlSeconds));
+    let reply: number | [string];
+    try {
+      reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(storageKey, expected.token, value, ttlSeconds));
+    } catch (err) {
+      // A timeout or a dropped connection leaves it open whether Redis ran the script (it may have
+      // been queued, e.g. behind CLIENT PAUSE WRITE): find out before anyone answers the apology.
+      if (!(err instanceof StoreUnavailableError) || isReplyError(err.cause)) throw err;
+      const settled = await this.#settle(storageKey, value);
+      if (settled === undefined) throw err;
+      return settled;
+    }
     if (reply === 1) return { committed: true, snapshot: snapshotOf(value) };
     return { committed: false, snapshot: snapshotOf(Array.isArray(reply) ? String(reply[0] ?? '') : '') };
+  }
+
+  /**
+   * After a commit whose outcome is unknown (no answer in time, or the connection dropped), reads
+   * the key until Redis answers, for at most {@link SETTLE_WAIT_MS} **milliseconds**. On the same
+   * connection the `GET` runs after the script if the script is still queued (Redis runs one
+   * client's commands in order); on a new connection the old one's commands have either run or
+   * gone. So the value read is final: ours means committed, anything else means not committed
+   * (the caller plans again from it). `undefined` when Redis did not answer in time.
+   */
+  async #settle(storageKey: string, value: string): Promise<CommitResult | undefined> {
+    const deadline = performance.now() + SETTLE_WAIT_MS;
+    while (!this.#closed && performance.now() < deadline) {
+      try {
+        await this.#whenSendable('GET', storageKey, 'read');
+        const raw = (await this.#run('GET', () => this.#redis.get(storageKey))) ?? '';
+        return raw === value ? { committed: true, snapshot: snapshotOf(value) } : { committed: false, snapshot: snapshotOf(raw) };
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -297,7 +341,7 @@ export class RedisStore implements DialogStore {
 
   #describeFailure(command: string, err: unknown): string {
     const detail = err instanceof Error ? err.message : String(err);
-    if (err instanceof Error && err.name === 'ReplyError') {
+    if (isReplyError(err)) {
       return `Redis answered ${command} with an error (${detail}): check that REDIS_URL points at a writable primary with memory to spare`;
     }
     const timeoutMs = commandTimeoutOf(this.#redis);
