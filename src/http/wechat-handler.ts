@@ -8,6 +8,7 @@
  * |---|---|
  * | `GET` with a valid signature and `echostr` | 200, `echostr` verbatim, text/plain |
  * | `GET`/`POST` with a missing or wrong signature | 401, the body is not read, no state touched |
+ * | `POST` whose `timestamp` is outside the freshness window (or, encrypted, whose `CreateTime` is) | 401, no state touched |
  * | `GET` without `echostr` | 400 |
  * | `POST` body over the limit | 413 and `Connection: close`, no state touched |
  * | `POST` body that is not a WeChat message | 400, no state touched |
@@ -101,8 +102,17 @@ export interface HandlerOptions {
   readonly engine: DialogEngine;
   /** Where to log. */
   readonly logger: EngineLogger;
-  /** The clock for replies' `CreateTime`, in **milliseconds**. @default Date.now */
+  /** The clock, in **milliseconds**: replies' `CreateTime` and the freshness check. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Freshness window, in **seconds**: a POST whose `timestamp` query value is further than this
+   * from the server's clock is refused (401) before its body is read, and in security mode so is
+   * a push whose decrypted `CreateTime` is (a signed `timestamp/nonce/signature` triple does not
+   * cover the body in plaintext mode, so without this check one captured query string signs any
+   * body forever: protocol README §1.2). `0` turns the check off, which is unsafe.
+   * @default 300
+   */
+  readonly maxAgeSeconds?: number;
   /**
    * Late replies (design.md, "WeChat's clock"): a turn still running `deadlineMs` **milliseconds**
    * after the push arrived is answered `success` at once (WeChat waits 5 s, then retries), and its
@@ -122,6 +132,9 @@ export interface HandlerOptions {
    */
   readonly security?: SecurityOptions;
 }
+
+/** The default freshness window, in **seconds** (protocol README §1.2). */
+export const DEFAULT_MAX_AGE_SECONDS = 300;
 
 const TEXT = 'text/plain; charset=utf-8';
 const XML = 'application/xml; charset=utf-8';
@@ -146,6 +159,16 @@ function hasValidSignature(request: WeChatHttpRequest, token: string): boolean {
 export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandler {
   const { token, engine, logger, lateReplies } = options;
   const now = options.now ?? Date.now;
+  const maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
+  if (!Number.isSafeInteger(maxAgeSeconds) || maxAgeSeconds < 0) {
+    throw new RangeError(`maxAgeSeconds must be a whole number of seconds (0 turns the check off), got ${maxAgeSeconds}`);
+  }
+  /** How far `seconds` (Unix time) is from the server's clock, or `undefined` within the window (or with the check off). */
+  const skewOf = (seconds: number): number | undefined => {
+    if (maxAgeSeconds === 0) return undefined;
+    const skew = Math.floor(now() / 1000) - seconds;
+    return Math.abs(skew) > maxAgeSeconds ? skew : undefined;
+  };
   const security =
     options.security === undefined
       ? undefined
@@ -172,6 +195,15 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
     if (!hasValidSignature(request, token)) {
       logger.warn({}, 'POST with a missing or wrong signature: ignored');
       return plain(401, 'invalid signature');
+    }
+    const timestamp = request.query('timestamp') ?? '';
+    const skew = /^\d{1,12}$/.test(timestamp) ? skewOf(Number(timestamp)) : maxAgeSeconds === 0 ? undefined : Number.NaN;
+    if (skew !== undefined) {
+      logger.warn(
+        { skewSeconds: Number.isNaN(skew) ? undefined : skew, maxAgeSeconds },
+        'push refused: its timestamp is outside the freshness window (a replayed request, or this server\'s clock is off)',
+      );
+      return plain(401, 'stale timestamp');
     }
     let body: string;
     try {
@@ -209,6 +241,12 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
         return plain(400, 'plaintext push refused: this server requires security mode (encrypt_type=aes)');
       }
       message = parseMessage(xml);
+      // Encrypted, CreateTime is covered by the signature too: an old push in a fresh envelope is still old.
+      const messageSkew = encrypted ? skewOf(message.CreateTime) : undefined;
+      if (messageSkew !== undefined) {
+        logger.warn({ skewSeconds: messageSkew, maxAgeSeconds }, 'encrypted push refused: its CreateTime is outside the freshness window');
+        return plain(401, 'stale message');
+      }
     } catch (err) {
       if (err instanceof DecryptError) {
         const status = err.code === 'BAD_SIGNATURE' ? 401 : 400;
