@@ -114,17 +114,54 @@ export function defineDialog<M extends InboundMessage = InboundMessage>(
 }
 
 /**
+ * The work {@link record} runs: a function of an `AbortSignal`, sync or async. The signal is aborted
+ * when the work runs past its timeout (its `reason` is a `DOMException` named `TimeoutError`); pass
+ * it on (`fetch(url, { signal })`) so the work stops instead of running on unobserved. Work that
+ * does not need it simply takes no parameter: `record(() => Date.now())`.
+ */
+export type EffectWork<T> = (signal: AbortSignal) => T | Promise<T>;
+
+/** Options of {@link record}. */
+export interface RecordOptions {
+  /**
+   * How long the work may take, in **milliseconds** (a positive integer, at most 2 147 483 647):
+   * past it the dialog gets a {@link RecordedEffectError} (`record() timed out after <n> ms`),
+   * recorded like any failure, and the work's `AbortSignal` is aborted.
+   * @default the engine's `effectTimeoutMs` (30 000 ms unless configured)
+   */
+  readonly timeoutMs?: number;
+}
+
+/** The largest delay a Node.js timer can hold, in **milliseconds** (2^31 - 1); longer ones fire at once. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * `true` when `ms` is a usable timeout in **milliseconds**: a positive integer no larger than
+ * {@link MAX_TIMEOUT_MS}.
+ */
+export function isValidTimeoutMs(ms: unknown): ms is number {
+  return typeof ms === 'number' && Number.isInteger(ms) && ms >= 1 && ms <= MAX_TIMEOUT_MS;
+}
+
+/**
  * What {@link record} yields to the engine: run `work` once, keep its result in the state, and on
  * every replay give back the kept result instead of running it again. Dialog code never builds one
  * directly.
  */
 export class EffectRequest {
-  constructor(readonly work: () => unknown) {}
+  /**
+   * @param work - the work to run, given an `AbortSignal` aborted on timeout.
+   * @param timeoutMs - this effect's timeout in **milliseconds**; `undefined`: the engine's default.
+   */
+  constructor(
+    readonly work: EffectWork<unknown>,
+    readonly timeoutMs?: number,
+  ) {}
 }
 
 /**
- * The error a dialog sees, at `yield* record(...)`, when the recorded work threw. It is recorded
- * too, so replay throws the same error (same `message`) at the same place.
+ * The error a dialog sees, at `yield* record(...)`, when the recorded work threw or timed out. It
+ * is recorded too, so replay throws the same error (same `message`) at the same place.
  */
 export class RecordedEffectError extends Error {
   override readonly name = 'RecordedEffectError';
@@ -140,18 +177,34 @@ export class RecordedEffectError extends Error {
  * so what the dialog sees never changes between the first run and a replay. The type only accepts
  * JSON values (a `Date` must be turned into a number or string first).
  *
+ * The work has a timeout (`options.timeoutMs`, else the engine's `effectTimeoutMs`, 30 000 ms by
+ * default), so an effect that never settles cannot hold up the user's later messages. Past it
+ * the dialog gets a {@link RecordedEffectError} (`record() timed out after 30000 ms`), recorded
+ * like any failure, and the `AbortSignal` the work was given is aborted. The timeout only stops
+ * waiting: synchronous work that never returns (a busy loop) cannot be interrupted.
+ *
  * Use with `yield*`, in sync and async dialogs alike; `work` may be async:
  * ```ts
  * const startedAt = yield* record(() => Date.now());
- * const weather = yield* record(async () => (await fetch(url)).json() as Promise<Weather>);
+ * const weather = yield* record(async (signal) => (await fetch(url, { signal })).json() as Promise<Weather>, { timeoutMs: 3000 });
  * ```
- * @throws {RecordedEffectError} (inside the dialog, at the `yield*`) when `work` threw or rejected,
- *   with the original error's message; or when its result is not JSON (a function, a symbol, a BigInt).
+ * @throws {RecordedEffectError} (inside the dialog, at the `yield*`) when `work` threw, rejected or
+ *   timed out, with the original error's message (or the timeout's); or when its result is not JSON
+ *   (a function, a symbol, a BigInt).
+ * @throws {DialogDefinitionError} (inside the dialog, at the `yield*`) when `options.timeoutMs` is
+ *   not a positive integer of at most {@link MAX_TIMEOUT_MS}.
  */
 export function* record<T extends JsonValue | undefined>(
-  work: () => T | Promise<T>,
+  work: EffectWork<T>,
+  options: RecordOptions = {},
 ): Generator<EffectRequest, T, unknown> {
-  const value: unknown = yield new EffectRequest(work);
+  const { timeoutMs } = options;
+  if (timeoutMs !== undefined && !isValidTimeoutMs(timeoutMs)) {
+    throw new DialogDefinitionError(
+      `record(): timeoutMs must be a positive integer of milliseconds, at most ${MAX_TIMEOUT_MS}; got ${String(timeoutMs)}`,
+    );
+  }
+  const value: unknown = yield new EffectRequest(work, timeoutMs);
   return value as T;
 }
 

@@ -48,6 +48,15 @@ export interface EngineOptions {
    * @default 10_000
    */
   readonly cacheSize?: number;
+  /**
+   * How long the work of one `record()` effect may take, in **milliseconds**, unless its call sets
+   * `record(work, { timeoutMs })`. Past it the dialog gets a `RecordedEffectError` (`record() timed
+   * out after <n> ms`), recorded like a failed effect, and the work's `AbortSignal` is aborted, so
+   * an effect that never settles cannot hold up the user's later messages. A positive integer of
+   * at most 2 147 483 647 (the longest a timer can wait).
+   * @default 30_000
+   */
+  readonly effectTimeoutMs?: number;
 }
 
 /** How a turn ended; for logs and tests. */
@@ -103,6 +112,7 @@ export class DialogEngine {
   private readonly apology: Reply;
   private readonly logger: EngineLogger;
   private readonly maxMessages: number;
+  private readonly effectTimeoutMs: number;
   private readonly tooLongReply: Reply;
   private readonly queue = new KeyedQueue();
   private readonly cache: SnapshotCache;
@@ -119,6 +129,10 @@ export class DialogEngine {
     assertTtlSeconds(this.ttlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
+    }
+    this.effectTimeoutMs = options.effectTimeoutMs ?? 30_000;
+    if (!Number.isInteger(this.effectTimeoutMs) || this.effectTimeoutMs < 1 || this.effectTimeoutMs > 2_147_483_647) {
+      throw new RangeError(`effectTimeoutMs must be a positive integer of milliseconds, at most 2147483647; got ${this.effectTimeoutMs}`);
     }
   }
 
@@ -219,7 +233,7 @@ export class DialogEngine {
         return { result: { reply: this.tooLongReply, outcome: 'ended', dialog: active.name }, next: undefined };
       }
       const messages = [...stored.messages, message];
-      const outcome = await replay(active, messages, stored.effects, contextOf(messages));
+      const outcome = await replay(active, messages, stored.effects, contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
       if (outcome.kind === 'waiting') {
         const next = { dialog: active.name, version: active.version, messages, effects: outcome.effects };
         return { result: { reply: outcome.reply, outcome: 'continued', dialog: active.name }, next };
@@ -251,7 +265,7 @@ export class DialogEngine {
     const dialog = this.router.dialog(stored.dialog);
     if (dialog === undefined || dialog.version !== stored.version) return undefined;
     const messages = stored.messages.slice(0, index + 1);
-    const outcome = await replay(dialog, messages, stored.effects, contextOf(messages), { prefix: true });
+    const outcome = await replay(dialog, messages, stored.effects, contextOf(messages), { prefix: true, effectTimeoutMs: this.effectTimeoutMs });
     if (outcome.kind === 'handed-back') return { reply: undefined, outcome: 'no-reply', dialog: dialog.name };
     return { reply: outcome.reply, outcome: 'repeated', dialog: dialog.name };
   }
@@ -277,7 +291,7 @@ export class DialogEngine {
   private async start(dialog: Dialog, message: InboundMessage, replacing: boolean, log: TurnLog): Promise<Plan> {
     log.dialog = dialog.name;
     const messages = [message];
-    const outcome = await replay(dialog, messages, [], contextOf(messages));
+    const outcome = await replay(dialog, messages, [], contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
     if (outcome.kind === 'handed-back') {
       this.logger.warn(
         { ...log, dialog: dialog.name },

@@ -9,6 +9,8 @@ import { isReply, MAX_NEWS_ARTICLES, text, type Reply } from '../wechat/replies.
 import {
   EffectRequest,
   HandBack,
+  isValidTimeoutMs,
+  MAX_TIMEOUT_MS,
   RecordedEffectError,
   type Dialog,
   type DialogContext,
@@ -49,12 +51,50 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-async function runEffect(work: () => unknown): Promise<RecordedEffect> {
+/** How long a `record()` effect may take unless told otherwise, in **milliseconds**. */
+export const DEFAULT_EFFECT_TIMEOUT_MS = 30_000;
+
+/** The message a dialog sees (and the state keeps) for an effect that ran past `timeoutMs`. */
+function timeoutMessage(timeoutMs: number): string {
+  return `record() timed out after ${timeoutMs} ms`;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * Runs an effect's work with a timeout and turns the outcome into what the state keeps. Never
+ * throws: a failure, a timeout or a result that is not JSON is recorded as `{ error }`.
+ */
+async function runEffect(request: EffectRequest, timeoutMs: number): Promise<RecordedEffect> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   let value: unknown;
   try {
-    value = await work();
+    const result = request.work(controller.signal);
+    if (isPromiseLike(result)) {
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const message = timeoutMessage(timeoutMs);
+          // Reject before aborting, so the timeout wins the race over whatever the abort makes
+          // the work reject with (fetch: "This operation was aborted").
+          reject(new RecordedEffectError(message));
+          controller.abort(new DOMException(message, 'TimeoutError'));
+        }, timeoutMs);
+      });
+      value = await Promise.race([result, timedOut]);
+    } else {
+      value = result;
+    }
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
   }
   if (value === undefined) return {};
   let json: string | undefined;
@@ -69,6 +109,22 @@ async function runEffect(work: () => unknown): Promise<RecordedEffect> {
   return { ok: JSON.parse(json) as JsonValue };
 }
 
+/** Options of {@link replay}. */
+export interface ReplayOptions {
+  /**
+   * `messages` is a prefix of the dialog's history (to answer a WeChat retry of an earlier
+   * message): effects recorded for later messages are then left unused, not an error.
+   * @default false
+   */
+  readonly prefix?: boolean;
+  /**
+   * How long an effect run now (not one replayed from `recorded`) may take, in **milliseconds**,
+   * unless its `record()` call sets its own `timeoutMs`. A positive integer of at most 2^31 - 1.
+   * @default DEFAULT_EFFECT_TIMEOUT_MS (30 000)
+   */
+  readonly effectTimeoutMs?: number;
+}
+
 /**
  * Replays `dialog` over `messages` (the opening message first; never empty) with the effects
  * recorded so far, and reports what the dialog does with the last message. Effects the dialog asks
@@ -77,8 +133,14 @@ async function runEffect(work: () => unknown): Promise<RecordedEffect> {
  * With `prefix: true`, `messages` is a prefix of the dialog's history (to answer a WeChat retry of
  * an earlier message): effects recorded for later messages are then left unused, not an error.
  *
+ * An effect run now that does not settle within its timeout (`record(work, { timeoutMs })`, else
+ * `options.effectTimeoutMs`) is recorded as the error `record() timed out after <n> ms`, exactly
+ * like a failed effect, and its work's `AbortSignal` is aborted. Recorded effects, timed out or
+ * not, are never run again.
+ *
  * @throws {DialogRuntimeError} when the dialog is not deterministic (it ends, or asks for an
  *   effect that was never recorded, before the last message), or gives something that is not a reply.
+ * @throws {RangeError} when `options.effectTimeoutMs` is not a positive integer of at most 2^31 - 1.
  * @throws whatever the dialog itself throws.
  */
 export async function replay(
@@ -86,9 +148,13 @@ export async function replay(
   messages: readonly InboundMessage[],
   recorded: readonly RecordedEffect[],
   context: DialogContext,
-  options: { readonly prefix?: boolean } = {},
+  options: ReplayOptions = {},
 ): Promise<ReplayOutcome> {
   const prefix = options.prefix === true;
+  const effectTimeoutMs = options.effectTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS;
+  if (!isValidTimeoutMs(effectTimeoutMs)) {
+    throw new RangeError(`effectTimeoutMs must be a positive integer of milliseconds, at most ${MAX_TIMEOUT_MS}; got ${effectTimeoutMs}`);
+  }
   const [first] = messages;
   if (first === undefined) throw new DialogRuntimeError(`dialog ${dialog.name}: replay needs at least one message`);
   const last = messages.length - 1;
@@ -115,7 +181,7 @@ export async function replay(
       let effect = effects[usedEffects];
       if (effect === undefined) {
         if (current < last) throw notDeterministic('it asked for an effect that was never recorded', current);
-        effect = await runEffect(yielded.work);
+        effect = await runEffect(yielded, yielded.timeoutMs ?? effectTimeoutMs);
         effects.push(effect);
       }
       usedEffects += 1;

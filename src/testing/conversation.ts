@@ -32,6 +32,12 @@ export interface ConversationOptions {
   readonly ttlSeconds?: number;
   /** The clock for `CreateTime`, in **milliseconds**. @default Date.now */
   readonly now?: () => number;
+  /**
+   * How long a `record()` effect may take, in **milliseconds**, unless its call sets `timeoutMs`
+   * (the engine's `effectTimeoutMs`). Set it low to test a dialog's handling of a slow effect.
+   * @default 30_000
+   */
+  readonly effectTimeoutMs?: number;
 }
 
 /** A message to send, without the fields every push has (ids, `CreateTime`, `MsgId`): they are filled in. */
@@ -94,7 +100,13 @@ export function createConversation(options: ConversationOptions): Conversation {
       failures.push({ message, err: (fields as { err?: unknown }).err });
     },
   };
-  const engine = new DialogEngine({ router: options.router, store, ttlSeconds: options.ttlSeconds ?? 60, logger });
+  const engine = new DialogEngine({
+    router: options.router,
+    store,
+    ttlSeconds: options.ttlSeconds ?? 60,
+    logger,
+    ...(options.effectTimeoutMs === undefined ? {} : { effectTimeoutMs: options.effectTimeoutMs }),
+  });
   let last: InboundMessage | undefined;
   const warnings: string[] = [];
   let lastTime = 0;
