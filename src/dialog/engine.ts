@@ -9,7 +9,7 @@ import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { SnapshotCache } from './snapshot-cache.js';
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, SnapshotCache } from './snapshot-cache.js';
 import { replay } from './replay.js';
 import type { Router } from './router.js';
 import { assertTtlSeconds, StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
@@ -48,6 +48,14 @@ export interface EngineOptions {
    * @default 10_000
    */
   readonly cacheSize?: number;
+  /**
+   * Most **bytes** that cache may take, as estimated from the stored JSON's length (4 bytes per
+   * character plus 512 per user: see `snapshotBytes` in snapshot-cache.ts). When full, the least
+   * recently used users are dropped first; a state larger than this on its own is not cached
+   * (its turns read it first). `0` disables the cache. Per engine, so per process.
+   * @default 67_108_864 (64 MiB)
+   */
+  readonly cacheBytes?: number;
   /**
    * How long the work of one `record()` effect may take, in **milliseconds**, unless its call sets
    * `record(work, { timeoutMs })`. Past it the dialog gets a `RecordedEffectError` (`record() timed
@@ -125,7 +133,7 @@ export class DialogEngine {
     this.logger = options.logger ?? silentLogger;
     this.maxMessages = options.maxMessages ?? 100;
     this.tooLongReply = options.tooLongReply ?? DEFAULT_TOO_LONG_REPLY;
-    this.cache = new SnapshotCache(options.cacheSize ?? 10_000);
+    this.cache = new SnapshotCache({ maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES });
     assertTtlSeconds(this.ttlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);

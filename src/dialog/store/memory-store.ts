@@ -5,6 +5,12 @@
  * object after `save()` or after `load()` never changes what is stored, and a value that would not
  * survive Redis does not survive here either.
  *
+ * Bounded: at most `maxEntries` states (default {@link DEFAULT_MAX_ENTRIES}). When a new user's
+ * state would exceed it, the least recently used states (read or written longest ago) make room:
+ * expired ones silently, live ones as evictions, counted and logged (rate-limited). An evicted
+ * user's dialog is forgotten, as if its TTL had run out. The sweep timer still removes expired
+ * states wherever they are.
+ *
  * @module
  */
 import { stateKeyString } from './keys.js';
@@ -19,8 +25,37 @@ import {
   StoreUnavailableError,
 } from './store.js';
 
+/** Default {@link MemoryStoreOptions.maxEntries}: 100 000 states. */
+export const DEFAULT_MAX_ENTRIES = 100_000;
+
+/**
+ * After a warning about evictions, the store stays quiet for this many **milliseconds**; the next
+ * warning then counts every eviction since the previous one.
+ */
+export const EVICTION_WARNING_INTERVAL_MS = 60_000;
+
+/** The subset of a pino logger the store uses. */
+export interface MemoryStoreLogger {
+  warn(fields: object, message: string): void;
+}
+
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
+  /**
+   * Most states held at once, a positive integer. Writing a new user's state into a full store
+   * removes the least recently used state (read or written longest ago): if it has expired, that
+   * is no eviction; if it is live, it is evicted (its dialog is forgotten, as if the TTL had run
+   * out). Overwriting a state already held evicts nothing.
+   * @default DEFAULT_MAX_ENTRIES (100 000)
+   */
+  readonly maxEntries?: number;
+  /**
+   * Where to warn about evictions: on the first one, then at most once every
+   * {@link EVICTION_WARNING_INTERVAL_MS} (60 s), with fields `evicted` (since the previous warning),
+   * `totalEvicted` and `maxEntries`. An eviction in a quiet period is counted in the next warning.
+   * @default no logging (the count is still in {@link MemoryStore.evictions})
+   */
+  readonly logger?: MemoryStoreLogger;
   /**
    * How often, in **milliseconds**, a timer removes expired entries, so that states of users who
    * never come back do not pile up. The timer is `unref()`ed (it never keeps the process alive) and
@@ -45,20 +80,34 @@ interface Entry {
 
 /** A {@link DialogStore} in a `Map`, with per-key expiry. Not shared between processes. */
 export class MemoryStore implements DialogStore {
+  /** Least recently used first (a `Map` keeps insertion order; a use re-inserts). */
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
+  readonly #logger: MemoryStoreLogger | undefined;
+  /** Most states held at once. */
+  readonly maxEntries: number;
+  #evictions = 0;
+  /** Evictions not yet reported in a warning. */
+  #unreported = 0;
+  #lastWarningMs: number | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   /**
-   * @throws {RangeError} when `sweepIntervalMs` is negative or not a finite number.
+   * @throws {RangeError} when `sweepIntervalMs` is negative or not a finite number, or `maxEntries`
+   *   is not a positive integer.
    */
   constructor(options: MemoryStoreOptions = {}) {
-    const { sweepIntervalMs = 30_000, now = Date.now } = options;
+    const { sweepIntervalMs = 30_000, now = Date.now, maxEntries = DEFAULT_MAX_ENTRIES, logger } = options;
     if (!Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
       throw new RangeError(`MemoryStore: sweepIntervalMs must be a number of milliseconds >= 0, got ${sweepIntervalMs}`);
     }
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+      throw new RangeError(`MemoryStore: maxEntries must be a positive integer, got ${maxEntries}`);
+    }
     this.#now = now;
+    this.maxEntries = maxEntries;
+    this.#logger = logger;
     if (sweepIntervalMs > 0) {
       this.#sweepTimer = setInterval(() => this.#sweep(), sweepIntervalMs);
       this.#sweepTimer.unref();
@@ -114,33 +163,50 @@ export class MemoryStore implements DialogStore {
     this.#entries.clear();
   }
 
-  /** Number of entries held, expired ones not yet swept included. */
+  /** Number of entries held, expired ones not yet swept included; at most `maxEntries`. */
   get size(): number {
     return this.#entries.size;
   }
 
+  /** How many live states were evicted to stay within `maxEntries`, since the store was created. */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
   /**
-   * Stores a raw string for `key`, as Redis `SET key encoded EX ttlSeconds` would. For subclasses
-   * (tests write corrupt values with it).
+   * Stores a raw string for `key`, as Redis `SET key encoded EX ttlSeconds` would, as its most
+   * recently used state; a new key in a full store first makes room (see `maxEntries`). For
+   * subclasses (tests write corrupt values with it).
    */
   protected writeEncoded(key: StateKey, encoded: string, ttlSeconds: number): void {
     this.#assertOpen();
-    this.#entries.set(stateKeyString('', key), { encoded, expiresAtMs: this.#now() + ttlSeconds * 1000 });
+    const mapKey = stateKeyString('', key);
+    const now = this.#now();
+    if (!this.#entries.delete(mapKey)) this.#makeRoom(now);
+    this.#entries.set(mapKey, { encoded, expiresAtMs: now + ttlSeconds * 1000 });
   }
 
-  /** The raw string stored for `key`, `undefined` when absent or expired (an expired entry is removed). */
+  /**
+   * The raw string stored for `key`, `undefined` when absent or expired (an expired entry is
+   * removed). A read makes the state the most recently used.
+   */
   protected readEncoded(key: StateKey): string | undefined {
-    return this.#live(key)?.encoded;
+    const mapKey = stateKeyString('', key);
+    const entry = this.#live(mapKey);
+    if (entry !== undefined) {
+      this.#entries.delete(mapKey);
+      this.#entries.set(mapKey, entry);
+    }
+    return entry?.encoded;
   }
 
   /** When the state for `key` expires, ms since the epoch; `undefined` when absent or expired. */
   protected expiresAtMs(key: StateKey): number | undefined {
-    return this.#live(key)?.expiresAtMs;
+    return this.#live(stateKeyString('', key))?.expiresAtMs;
   }
 
-  #live(key: StateKey): Entry | undefined {
+  #live(mapKey: string): Entry | undefined {
     this.#assertOpen();
-    const mapKey = stateKeyString('', key);
     const entry = this.#entries.get(mapKey);
     if (entry === undefined) return undefined;
     if (entry.expiresAtMs <= this.#now()) {
@@ -148,6 +214,34 @@ export class MemoryStore implements DialogStore {
       return undefined;
     }
     return entry;
+  }
+
+  /**
+   * Leaves room for one more state: removes entries from the least recently used end until fewer
+   * than `maxEntries` remain, expired ones silently, live ones as evictions (counted and reported).
+   */
+  #makeRoom(now: number): void {
+    let evicted = 0;
+    for (const [mapKey, entry] of this.#entries) {
+      if (this.#entries.size < this.maxEntries) break;
+      this.#entries.delete(mapKey);
+      if (entry.expiresAtMs > now) evicted += 1;
+    }
+    if (evicted > 0) this.#reportEvictions(evicted, now);
+  }
+
+  #reportEvictions(evicted: number, now: number): void {
+    this.#evictions += evicted;
+    this.#unreported += evicted;
+    if (this.#logger === undefined) return;
+    if (this.#lastWarningMs !== undefined && now - this.#lastWarningMs < EVICTION_WARNING_INTERVAL_MS) return;
+    this.#logger.warn(
+      { evicted: this.#unreported, totalEvicted: this.#evictions, maxEntries: this.maxEntries },
+      'MemoryStore is full (maxEntries): evicted the least recently used dialog states, whose users lose their dialogs; ' +
+        'raise maxEntries or keep state in Redis (REDIS_URL)',
+    );
+    this.#unreported = 0;
+    this.#lastWarningMs = now;
   }
 
   #sweep(): void {
