@@ -12,7 +12,15 @@ import { KeyedQueue } from './keyed-queue.js';
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, SnapshotCache } from './snapshot-cache.js';
 import { replay } from './replay.js';
 import type { Router } from './router.js';
-import { assertTtlSeconds, StoreUnavailableError, type DialogState, type DialogStore, type Snapshot, type StateKey } from './store/store.js';
+import {
+  assertTtlSeconds,
+  StoreUnavailableError,
+  type DialogState,
+  type DialogStore,
+  type HandledMessage,
+  type Snapshot,
+  type StateKey,
+} from './store/store.js';
 
 /** The subset of a pino logger the engine uses. */
 export interface EngineLogger {
@@ -41,6 +49,14 @@ export interface EngineOptions {
   readonly maxMessages?: number;
   /** The reply when a dialog reaches `maxMessages`. @default text('这段对话太长了，已自动结束。请重新开始。') */
   readonly tooLongReply?: Reply;
+  /**
+   * How long each handled message's identity and reply are remembered, in **seconds**: a WeChat
+   * retry or a replayed request with the same identity within it gets the first reply and never
+   * runs a dialog, also after the user's dialog ended or expired. Keep it at least twice the HTTP
+   * layer's freshness window (a request is accepted up to that far from its `timestamp` either way).
+   * @default 600
+   */
+  readonly handledTtlSeconds?: number;
   /**
    * How many users' last committed states this process remembers, so that a continuing turn
    * costs one store round trip (the commit) instead of two (read, commit). `0` disables it.
@@ -96,6 +112,9 @@ export const RECENT_REPLIES = 5;
 export const MAX_TURN_ATTEMPTS = 5;
 
 /** The default apology, sent when a dialog throws or the store fails. */
+/** How long handled messages are remembered by default, in **seconds**: twice the default freshness window of 300 s. */
+export const DEFAULT_HANDLED_TTL_SECONDS = 600;
+
 export const DEFAULT_APOLOGY: Reply = text('抱歉，出了点问题，请稍后再试。');
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
@@ -122,6 +141,7 @@ export class DialogEngine {
   private readonly maxMessages: number;
   private readonly effectTimeoutMs: number;
   private readonly tooLongReply: Reply;
+  private readonly handledTtlSeconds: number;
   private readonly queue = new KeyedQueue();
   private readonly cache: SnapshotCache;
 
@@ -135,6 +155,8 @@ export class DialogEngine {
     this.tooLongReply = options.tooLongReply ?? DEFAULT_TOO_LONG_REPLY;
     this.cache = new SnapshotCache({ maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES });
     assertTtlSeconds(this.ttlSeconds);
+    this.handledTtlSeconds = options.handledTtlSeconds ?? DEFAULT_HANDLED_TTL_SECONDS;
+    assertTtlSeconds(this.handledTtlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }
@@ -167,22 +189,40 @@ export class DialogEngine {
 
   private async turn(key: StateKey, id: string, message: InboundMessage, lateAfter?: number): Promise<TurnResult> {
     const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
+    const identity = messageIdentity(message);
     let snapshot = this.cache.get(id);
+    // A cached view plans without a read only for a message newer than every one remembered (it
+    // cannot have been handled); an older one may be a retry or a replay, so it is looked up.
+    if (snapshot !== undefined && !(message.CreateTime >= (snapshot.handledUpTo ?? Number.POSITIVE_INFINITY))) snapshot = undefined;
     let cached = snapshot !== undefined;
     try {
-      snapshot ??= await this.store.read(key);
+      snapshot ??= await this.store.read(key, identity);
+      if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log);
       for (let attempt = 1; ; attempt += 1) {
         const plan = await this.plan(snapshot.state, message, log);
+        const isLate = (): boolean => lateAfter !== undefined && Date.now() >= lateAfter;
         if (!('next' in plan)) {
           // Writing nothing is only safe to decide on a fresh read, except for a retry: its reply
           // was fixed when the message was first handled.
-          if (!cached || plan.result.outcome === 'repeated') return plan.result;
-          snapshot = await this.store.read(key);
-          cached = false;
-          continue;
+          if (cached && plan.result.outcome !== 'repeated') {
+            snapshot = await this.store.read(key, identity);
+            cached = false;
+            if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log);
+            continue;
+          }
+          if (plan.result.outcome === 'repeated' || this.store.remember === undefined) return plan.result;
+          const earlier = await this.store.remember(key, this.handledOf(message, identity, isLate() ? null : plan.result.reply));
+          return earlier === undefined ? plan.result : this.repeated(earlier.reply, log);
         }
-        const next = lateAfter !== undefined && Date.now() >= lateAfter ? deliveredLate(plan.next) : plan.next;
-        const commit = await this.store.commit(key, snapshot, next, this.ttlSeconds);
+        const late = isLate();
+        const next = late ? deliveredLate(plan.next) : plan.next;
+        const handled = plan.result.outcome === 'repeated' ? undefined : this.handledOf(message, identity, late ? null : plan.result.reply);
+        const commit = await this.store.commit(key, snapshot, next, this.ttlSeconds, handled);
+        if (commit.handled !== undefined) {
+          // Another turn handled this message meanwhile (a WeChat retry on another process).
+          this.cache.delete(id);
+          return this.repeated(commit.handled.reply, log);
+        }
         this.cache.set(id, commit.snapshot, this.ttlSeconds);
         if (commit.committed) return plan.result;
         snapshot = commit.snapshot;
@@ -201,6 +241,17 @@ export class DialogEngine {
       if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message, lateAfter);
       return this.fail(key, err, log, snapshot);
     }
+  }
+
+  /** The record of `message` handled with `reply` (`null`: answered `success`), to remember. */
+  private handledOf(message: InboundMessage, identity: string, reply: Reply | undefined | null): HandledMessage {
+    return { id: identity, reply: reply ?? null, createTime: message.CreateTime, ttlSeconds: this.handledTtlSeconds };
+  }
+
+  /** The answer to a message handled already (a WeChat retry, or a replayed request): what it got then. */
+  private repeated(reply: Reply | null, log: TurnLog): TurnResult {
+    this.logger.info(log, 'a message handled already (a WeChat retry or a replayed request): same reply, no dialog run');
+    return { reply: reply ?? undefined, outcome: 'repeated' };
   }
 
   /**

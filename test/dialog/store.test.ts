@@ -250,7 +250,7 @@ describe('RedisStore when Redis cannot be reached', () => {
       }
       const loadError = (results[0] as PromiseRejectedResult).reason as StoreUnavailableError;
       // Refused connections are not timeouts: the message gives ioredis's reason instead of a time.
-      expect(loadError.message).toMatch(/^Redis could not run GET \(Reached the max retries per request limit.*\): check REDIS_URL and that Redis is running$/);
+      expect(loadError.message).toMatch(/^Redis could not run MGET \(Reached the max retries per request limit.*\): check REDIS_URL and that Redis is running$/);
       expect(loadError.cause).toBeInstanceOf(Error);
 
       // Later calls fail just as fast: the client keeps retrying in the background.

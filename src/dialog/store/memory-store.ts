@@ -5,8 +5,9 @@
  * object after `save()` or after `load()` never changes what is stored, and a value that would not
  * survive Redis does not survive here either.
  *
- * Bounded: at most `maxEntries` states (default {@link DEFAULT_MAX_ENTRIES}). When a new user's
- * state would exceed it, the least recently used states (read or written longest ago) make room:
+ * Bounded: at most `maxEntries` entries (default {@link DEFAULT_MAX_ENTRIES}): states, and the
+ * records of handled messages (one per message, for their replay window, plus one per user). When
+ * a new entry would exceed it, the least recently used states (read or written longest ago) make room:
  * expired ones silently, live ones as evictions, counted and logged (rate-limited). An evicted
  * user's dialog is forgotten, as if its TTL had run out. The sweep timer still removes expired
  * states wherever they are.
@@ -14,19 +15,31 @@
  * @module
  */
 import { stateKeyString } from './keys.js';
-import { encodeState, snapshotOf } from './state-codec.js';
+import { decodeHandled, encodeHandled, encodeState, snapshotOf } from './state-codec.js';
 import {
   assertTtlSeconds,
   type CommitResult,
   type DialogState,
   type DialogStore,
+  type HandledMessage,
+  type HandledReply,
   type Snapshot,
   type StateKey,
   StoreUnavailableError,
 } from './store.js';
 
-/** Default {@link MemoryStoreOptions.maxEntries}: 100 000 states. */
+/** Default {@link MemoryStoreOptions.maxEntries}: 100 000 entries. */
 export const DEFAULT_MAX_ENTRIES = 100_000;
+
+/** The map key remembering one handled message of `key`'s user (the identity verbatim: no size to save here). */
+function handledMapKey(key: StateKey, identity: string): string {
+  return `${stateKeyString('', key)}\u0000h\u0000${identity}`;
+}
+
+/** The map key of `key`'s user's newest remembered `CreateTime`. */
+function upToMapKey(key: StateKey): string {
+  return `${stateKeyString('', key)}\u0000t`;
+}
 
 /**
  * After a warning about evictions, the store stays quiet for this many **milliseconds**; the next
@@ -42,8 +55,8 @@ export interface MemoryStoreLogger {
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
   /**
-   * Most states held at once, a positive integer. Writing a new user's state into a full store
-   * removes the least recently used state (read or written longest ago): if it has expired, that
+   * Most entries held at once (states and records of handled messages), a positive integer.
+   * Writing a new entry into a full store removes the least recently used one (read or written longest ago): if it has expired, that
    * is no eviction; if it is live, it is evicted (its dialog is forgotten, as if the TTL had run
    * out). Overwriting a state already held evicts nothing.
    * @default DEFAULT_MAX_ENTRIES (100 000)
@@ -129,27 +142,48 @@ export class MemoryStore implements DialogStore {
   }
 
   /** @inheritDoc */
-  async read(key: StateKey): Promise<Snapshot> {
-    return snapshotOf(this.readEncoded(key) ?? '');
+  async read(key: StateKey, identity?: string): Promise<Snapshot> {
+    const snapshot = snapshotOf(this.readEncoded(key) ?? '', this.#upTo(key));
+    const got = identity === undefined ? undefined : this.#get(handledMapKey(key, identity));
+    return got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
-  /**
-   * @inheritDoc
-   * Compares the stored string with the snapshot's and writes in the same synchronous step, so no
-   * other turn in this process can come in between.
-   * @throws {RangeError} when `ttlSeconds` is not a positive integer.
-   */
-  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult> {
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number, handled?: HandledMessage): Promise<CommitResult> {
     assertTtlSeconds(ttlSeconds);
+    if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
     const encoded = next === undefined ? '' : encodeState(next);
+    if (handled !== undefined) {
+      const got = this.#get(handledMapKey(key, handled.id));
+      if (got !== undefined) return { committed: false, snapshot: expected, handled: decodeHandled(got) };
+    }
     const current = this.readEncoded(key) ?? '';
-    if (current !== expected.token) return { committed: false, snapshot: snapshotOf(current) };
+    if (current !== expected.token) return { committed: false, snapshot: snapshotOf(current, this.#upTo(key)) };
     if (encoded === '') this.#entries.delete(stateKeyString('', key));
     else this.writeEncoded(key, encoded, ttlSeconds);
-    return { committed: true, snapshot: snapshotOf(encoded) };
+    if (handled !== undefined) this.#rememberNow(key, handled);
+    return { committed: true, snapshot: snapshotOf(encoded, this.#upTo(key)) };
   }
 
-  /** @inheritDoc */
+  /** @inheritDoc Kept in the same map as the states (under the same entry cap and sweep). */
+  async remember(key: StateKey, handled: HandledMessage): Promise<HandledReply | undefined> {
+    assertTtlSeconds(handled.ttlSeconds);
+    const got = this.#get(handledMapKey(key, handled.id));
+    if (got !== undefined) return decodeHandled(got);
+    this.#rememberNow(key, handled);
+    return undefined;
+  }
+
+  /** Records `handled` and raises the user's `handledUpTo`, both for `handled.ttlSeconds`. */
+  #rememberNow(key: StateKey, handled: HandledMessage): void {
+    this.#put(handledMapKey(key, handled.id), encodeHandled(handled.reply), handled.ttlSeconds);
+    this.#put(upToMapKey(key), String(Math.max(this.#upTo(key), handled.createTime)), handled.ttlSeconds);
+  }
+
+  /** The newest remembered `CreateTime` of `key`'s user, `0` when none. */
+  #upTo(key: StateKey): number {
+    return Number(this.#get(upToMapKey(key)) ?? 0);
+  }
+
   async delete(key: StateKey): Promise<void> {
     this.#assertOpen();
     this.#entries.delete(stateKeyString('', key));
@@ -179,11 +213,20 @@ export class MemoryStore implements DialogStore {
    * subclasses (tests write corrupt values with it).
    */
   protected writeEncoded(key: StateKey, encoded: string, ttlSeconds: number): void {
+    this.#put(stateKeyString('', key), encoded, ttlSeconds);
+  }
+
+  /** Stores `encoded` under `mapKey` for `ttlSeconds` **seconds**, making room under the entry cap. */
+  #put(mapKey: string, encoded: string, ttlSeconds: number): void {
     this.#assertOpen();
-    const mapKey = stateKeyString('', key);
     const now = this.#now();
     if (!this.#entries.delete(mapKey)) this.#makeRoom(now);
     this.#entries.set(mapKey, { encoded, expiresAtMs: now + ttlSeconds * 1000 });
+  }
+
+  /** The live value under `mapKey` (not a use: the recency order stays). */
+  #get(mapKey: string): string | undefined {
+    return this.#live(mapKey)?.encoded;
   }
 
   /**

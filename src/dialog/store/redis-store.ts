@@ -8,18 +8,35 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { clusterKeySlot, stateKeyString } from './keys.js';
-import { decodeState, encodeState, snapshotOf } from './state-codec.js';
+import { decodeHandled, decodeState, encodeHandled, encodeState, snapshotOf } from './state-codec.js';
 import {
   assertTtlSeconds,
   type CommitResult,
   type DialogState,
   type DialogStore,
+  type HandledMessage,
+  type HandledReply,
   type Snapshot,
   type StateKey,
   StoreUnavailableError,
 } from './store.js';
+
+/**
+ * The key remembering one handled message of the user whose state is at `stateKey`:
+ * `<stateKey>:h:<SHA-1 of the identity, base64url>`. It shares the state key's hash tag, so one
+ * script can touch both on Redis Cluster; the digest keeps it short whatever the identity holds.
+ */
+function handledKey(stateKey: string, identity: string): string {
+  return `${stateKey}:h:${createHash('sha1').update(identity).digest('base64url')}`;
+}
+
+/** The key holding the newest remembered `CreateTime` of the user whose state is at `stateKey`. */
+function upToKey(stateKey: string): string {
+  return `${stateKey}:t`;
+}
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -48,26 +65,65 @@ const QUIT_TIMEOUT_MS = 2_000;
 const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'reconnecting', 'close']);
 
 /**
- * Compare-and-set of one state key (see {@link RedisStore.commit}):
- * KEYS[1] the state key; ARGV[1] the value the caller read ('' = absent); ARGV[2] the new value
- * ('' = delete); ARGV[3] the TTL in seconds. Returns 1 when written; when the value had changed,
- * the value stored instead ('' when none), so the caller can plan again without another GET.
+ * Compare-and-set of one user's state, remembering the message handled (see
+ * {@link RedisStore.commit}). KEYS[1] the state key, KEYS[2] the message's handled key, KEYS[3]
+ * the user's `handledUpTo` key (all three in one hash slot); ARGV[1] the value the caller read
+ * ('' = absent); ARGV[2] the new value ('' = delete); ARGV[3] the state's TTL in seconds; ARGV[4]
+ * what the message got ('' = remember nothing); ARGV[5] how long to remember it, in seconds;
+ * ARGV[6] its CreateTime. Returns `{'h', got}` when the message is remembered already (nothing
+ * written), `{'c', current, upTo}` when the state had changed (nothing written), else `{'ok', upTo}`.
  */
 const COMMIT_SCRIPT = `
+if ARGV[4] ~= '' then
+  local got = redis.call('GET', KEYS[2])
+  if got then return {'h', got} end
+end
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end
-if current ~= ARGV[1] then return {current} end
+if current ~= ARGV[1] then return {'c', current, redis.call('GET', KEYS[3]) or '0'} end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 end
-return 1
+local upTo = tonumber(redis.call('GET', KEYS[3]) or '0')
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[5]))
+  if tonumber(ARGV[6]) > upTo then upTo = tonumber(ARGV[6]) end
+  redis.call('SET', KEYS[3], upTo, 'EX', tonumber(ARGV[5]))
+end
+return {'ok', tostring(upTo)}
 `;
 
-/** The commit script as ioredis `defineCommand` adds it to a client (EVALSHA, falling back to EVAL). */
+/**
+ * Remembers a message whose turn writes no state: KEYS[2] and KEYS[3] as in {@link COMMIT_SCRIPT},
+ * ARGV[1] what it got, ARGV[2] how long to remember it, ARGV[3] its CreateTime. Returns `{'h',
+ * got}` when it is remembered already (nothing written), else `{'ok', upTo}`.
+ */
+const REMEMBER_SCRIPT = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then
+  return {'h', redis.call('GET', KEYS[1])}
+end
+local upTo = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[3]) > upTo then upTo = tonumber(ARGV[3]) end
+redis.call('SET', KEYS[2], upTo, 'EX', tonumber(ARGV[2]))
+return {'ok', tostring(upTo)}
+`;
+
+/** The scripts as ioredis `defineCommand` adds them to a client (EVALSHA, falling back to EVAL). */
 interface CommitCommand {
-  dialogCommit(key: string, expected: string, next: string, ttlSeconds: number): Promise<number | [string]>;
+  dialogCommit(
+    stateKey: string,
+    handledKey: string,
+    upToKey: string,
+    expected: string,
+    next: string,
+    ttlSeconds: number,
+    got: string,
+    handledTtlSeconds: number,
+    createTime: number,
+  ): Promise<string[]>;
+  dialogRemember(handledKey: string, upToKey: string, got: string, ttlSeconds: number, createTime: number): Promise<string[]>;
 }
 
 /** The client with the commit script defined on it. */
@@ -154,7 +210,8 @@ export class RedisStore implements DialogStore {
 
   /** @param options - the client (the store owns it from now on) and the key prefix; nothing is sent yet. */
   constructor(options: RedisStoreOptions) {
-    options.redis.defineCommand('dialogCommit', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
+    options.redis.defineCommand('dialogCommit', { numberOfKeys: 3, lua: COMMIT_SCRIPT });
+    options.redis.defineCommand('dialogRemember', { numberOfKeys: 2, lua: REMEMBER_SCRIPT });
     this.#redis = options.redis as ScriptedClient;
     this.#keyPrefix = options.keyPrefix;
   }
@@ -169,29 +226,53 @@ export class RedisStore implements DialogStore {
     return this.#keyPrefix;
   }
 
-  /** @inheritDoc `GET`: the token is the stored value itself. */
-  async read(key: StateKey): Promise<Snapshot> {
+  /**
+   * @inheritDoc
+   * One `MGET` of the state, the user's `handledUpTo` and (with `identity`) the message's handled
+   * key: one round trip. The token is the stored state value itself.
+   */
+  async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const storageKey = this.#key(key);
-    await this.#whenSendable('GET', storageKey, 'read');
-    const raw = await this.#run('GET', () => this.#redis.get(storageKey));
-    return snapshotOf(raw ?? '');
+    const keys = [storageKey, upToKey(storageKey), ...(identity === undefined ? [] : [handledKey(storageKey, identity)])];
+    await this.#whenSendable('MGET', storageKey, 'read');
+    const [raw, upTo, got] = await this.#run('MGET', () => this.#redis.mget(...keys));
+    const snapshot = snapshotOf(raw ?? '', Number(upTo ?? 0));
+    return got === null || got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
   /**
    * @inheritDoc
-   * One Lua script (one round trip): compares the stored value with the one `read` returned and, if
-   * equal, `SET … EX ttlSeconds` (or `DEL`). Redis runs a script atomically, so two processes can
-   * never both commit over the same value. Sent only on a ready connection, like `save`.
-   * @throws {RangeError} when `ttlSeconds` is not a positive integer.
+   * One Lua script (one round trip): checks that the message is not remembered yet, compares the
+   * stored value with the one `read` returned and, if equal, `SET … EX ttlSeconds` (or `DEL`), and
+   * remembers the message (its handled key and the user's `handledUpTo`, in the same hash slot).
+   * Redis runs a script atomically, so two processes can never both commit over the same value,
+   * nor both handle one message. Sent only on a ready connection, like `save`. When the answer does
+   * not come (a timeout, a dropped connection), the key is read again until Redis answers (at most
+   * 2 s) to learn whether the script ran, rather than reporting a failure for a write that happened.
+   * @throws {RangeError} when `ttlSeconds` (or `handled.ttlSeconds`) is not a positive integer.
    */
-  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult> {
+  async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number, handled?: HandledMessage): Promise<CommitResult> {
     assertTtlSeconds(ttlSeconds);
+    if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
     const value = next === undefined ? '' : encodeState(next);
     const storageKey = this.#key(key);
+    const got = handled === undefined ? '' : encodeHandled(handled.reply);
     await this.#whenSendable('EVALSHA', storageKey, 'write');
-    let reply: number | [string];
+    let reply: string[];
     try {
-      reply = await this.#run('EVALSHA', () => this.#redis.dialogCommit(storageKey, expected.token, value, ttlSeconds));
+      reply = await this.#run('EVALSHA', () =>
+        this.#redis.dialogCommit(
+          storageKey,
+          handledKey(storageKey, handled?.id ?? ''),
+          upToKey(storageKey),
+          expected.token,
+          value,
+          ttlSeconds,
+          got,
+          handled?.ttlSeconds ?? 1,
+          handled?.createTime ?? 0,
+        ),
+      );
     } catch (err) {
       // A timeout or a dropped connection leaves it open whether Redis ran the script (it may have
       // been queued, e.g. behind CLIENT PAUSE WRITE): find out before anyone answers the apology.
@@ -200,8 +281,22 @@ export class RedisStore implements DialogStore {
       if (settled === undefined) throw err;
       return settled;
     }
-    if (reply === 1) return { committed: true, snapshot: snapshotOf(value) };
-    return { committed: false, snapshot: snapshotOf(Array.isArray(reply) ? String(reply[0] ?? '') : '') };
+    const [outcome, first = '', second] = reply.map(String);
+    if (outcome === 'h') return { committed: false, snapshot: expected, handled: decodeHandled(first) };
+    if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(second ?? 0)) };
+    return { committed: true, snapshot: snapshotOf(value, Number(first)) };
+  }
+
+  /** @inheritDoc One Lua script (`SET … NX EX`, then `handledUpTo`): one round trip. */
+  async remember(key: StateKey, handled: HandledMessage): Promise<HandledReply | undefined> {
+    assertTtlSeconds(handled.ttlSeconds);
+    const storageKey = this.#key(key);
+    await this.#whenSendable('EVALSHA', storageKey, 'write');
+    const reply = await this.#run('EVALSHA', () =>
+      this.#redis.dialogRemember(handledKey(storageKey, handled.id), upToKey(storageKey), encodeHandled(handled.reply), handled.ttlSeconds, handled.createTime),
+    );
+    const [outcome, got = ''] = reply.map(String);
+    return outcome === 'h' ? decodeHandled(got) : undefined;
   }
 
   /**
@@ -218,6 +313,7 @@ export class RedisStore implements DialogStore {
       try {
         await this.#whenSendable('GET', storageKey, 'read');
         const raw = (await this.#run('GET', () => this.#redis.get(storageKey))) ?? '';
+        // handledUpTo is not read here: the snapshot is one to plan from again, with a lookup.
         return raw === value ? { committed: true, snapshot: snapshotOf(value) } : { committed: false, snapshot: snapshotOf(raw) };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50));

@@ -14,8 +14,8 @@
  * @module
  */
 import type { InboundMessage } from '../../wechat/messages.js';
-import { isReply } from '../../wechat/replies.js';
-import type { DialogState, JsonValue, RecentReply, RecordedEffect, Snapshot } from './store.js';
+import { isReply, type Reply } from '../../wechat/replies.js';
+import type { DialogState, HandledReply, JsonValue, RecentReply, RecordedEffect, Snapshot } from './store.js';
 
 /** The envelope format version written by {@link encodeState}; {@link decodeState} accepts only this one. */
 export const STATE_FORMAT_VERSION = 1;
@@ -106,7 +106,29 @@ function decodeEffect(value: unknown): RecordedEffect | undefined {
   return 'ok' in value ? { ok: value.ok as JsonValue } : {};
 }
 
-/** The {@link Snapshot} of a stored value: `''` (nothing stored) or what {@link encodeState} wrote. */
-export function snapshotOf(raw: string): Snapshot {
-  return { state: raw === '' ? undefined : decodeState(raw), token: raw };
+/**
+ * The {@link Snapshot} of a stored value: `''` (nothing stored) or what {@link encodeState} wrote;
+ * `handledUpTo` in Unix **seconds** when the store knows it.
+ */
+export function snapshotOf(raw: string, handledUpTo?: number): Snapshot {
+  const state = raw === '' ? undefined : decodeState(raw);
+  return handledUpTo === undefined ? { state, token: raw } : { state, token: raw, handledUpTo };
+}
+
+/** The stored form of what a remembered message got (see `HandledMessage`): its reply as JSON, `null` for none. */
+export function encodeHandled(reply: Reply | null): string {
+  return JSON.stringify(reply);
+}
+
+/**
+ * What a remembered message got, from {@link encodeHandled}'s form. A value that cannot be read
+ * is still a message handled: it reads as "no reply" (`success`), never as a new message.
+ */
+export function decodeHandled(raw: string): HandledReply {
+  try {
+    const value: unknown = JSON.parse(raw);
+    return { reply: isReply(value) ? value : null };
+  } catch {
+    return { reply: null };
+  }
 }

@@ -33,6 +33,11 @@ export interface CommitResult {
   readonly committed: boolean;
   /** What is stored now: `next` when committed, otherwise the value that is there instead. */
   readonly snapshot: Snapshot;
+  /**
+   * Nothing was written because the message given as `handled` was remembered already (another
+   * turn handled it meanwhile): what it got then.
+   */
+  readonly handled?: HandledReply;
 }
 
 /** One user's active dialog. */
@@ -70,6 +75,26 @@ export interface RecentReply {
 }
 
 /**
+ * A message just handled, to be remembered for the replay window (issue 10): a WeChat retry or a
+ * replayed request carrying the same identity gets `reply` again and never runs a dialog.
+ */
+export interface HandledMessage {
+  /** The message's identity (`messageIdentity`: `MsgId`, or the event identity). */
+  readonly id: string;
+  /** The reply it got; `null` when WeChat was answered `success` (no reply, or the reply went late). */
+  readonly reply: Reply | null;
+  /** Its `CreateTime`, Unix **seconds**. */
+  readonly createTime: number;
+  /** How long to remember it, in **seconds** (a positive integer): at least the freshness window. */
+  readonly ttlSeconds: number;
+}
+
+/** What a remembered message got: see {@link HandledMessage}. */
+export interface HandledReply {
+  readonly reply: Reply | null;
+}
+
+/**
  * What {@link DialogStore.read} saw: the state, and an opaque token that {@link DialogStore.commit}
  * uses to check that nothing changed in between.
  */
@@ -78,6 +103,15 @@ export interface Snapshot {
   readonly state: DialogState | undefined;
   /** The stored value as read (`''` when absent). Opaque: only pass it back to `commit`. */
   readonly token: string;
+  /**
+   * The newest `CreateTime` (Unix **seconds**) among this user's remembered messages, `0` when there
+   * is none. A message created later cannot have been handled already, so a turn planned from a
+   * cached snapshot needs no lookup for it. `undefined`: unknown (a store that does not remember
+   * messages): every message is looked up.
+   */
+  readonly handledUpTo?: number;
+  /** Read with an identity: what that message got when it was handled, if it is remembered. */
+  readonly handled?: HandledReply;
 }
 
 /**
@@ -98,21 +132,33 @@ export interface DialogStore {
    */
   save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void>;
   /**
-   * Reads the state for `key` with a token for {@link commit} (compare-and-set).
+   * Reads the state for `key` with a token for {@link commit} (compare-and-set), and
+   * `handledUpTo`; with `identity`, also whether that message is remembered (`handled`), in the
+   * same round trip.
    * @throws {StoreUnavailableError} when the backend cannot be reached.
    */
-  read(key: StateKey): Promise<Snapshot>;
+  read(key: StateKey, identity?: string): Promise<Snapshot>;
   /**
    * Atomically: if what is stored for `key` is still what `expected` saw, writes `next` with a time
    * to live of `ttlSeconds` (or removes the state when `next` is `undefined`) and returns
    * `{ committed: true, snapshot }` with what is stored now; otherwise writes nothing and returns
    * `{ committed: false, snapshot }` with what is stored instead (another turn got there first:
    * plan again from that snapshot, no extra read needed).
+   * With `handled`: first, if that message is remembered already, writes nothing and returns
+   * `{ committed: false, handled }` with what it got; otherwise remembers it together with the
+   * write, atomically (and raises `handledUpTo` to its `createTime`).
    * @param ttlSeconds - time to live in **seconds**, a positive integer.
    * @throws {StoreUnavailableError} when the backend cannot be reached; the state is then either
    *   fully written or untouched.
    */
-  commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number): Promise<CommitResult>;
+  commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number, handled?: HandledMessage): Promise<CommitResult>;
+  /**
+   * Remembers a message whose turn writes no state (a one-shot reply, a notification event),
+   * unless it is remembered already: then returns what it got and changes nothing. Atomic.
+   * Optional: a store without it remembers only messages whose turn commits.
+   * @throws {StoreUnavailableError} when the backend cannot be reached.
+   */
+  remember?(key: StateKey, handled: HandledMessage): Promise<HandledReply | undefined>;
   /**
    * Removes the state for `key` (no error when there is none).
    * @throws {StoreUnavailableError} when the backend cannot be reached.
