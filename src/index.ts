@@ -17,7 +17,10 @@ export {
   type DialogGenerator,
   type DialogOptions,
   type DialogReply,
+  type EffectWork,
+  type RecordOptions,
 } from './dialog/dialog.js';
+export { DEFAULT_EFFECT_TIMEOUT_MS } from './dialog/replay.js';
 
 // Routing
 export {
@@ -38,6 +41,7 @@ export {
   DialogEngine,
   DEFAULT_APOLOGY,
   DEFAULT_TOO_LONG_REPLY,
+  DEFAULT_HANDLED_TTL_SECONDS,
   MAX_TURN_ATTEMPTS,
   RECENT_REPLIES,
   type EngineOptions,
@@ -55,8 +59,10 @@ export {
   type JsonValue,
   type RecordedEffect,
   type RecentReply,
+  type HandledMessage,
+  type HandledReply,
 } from './dialog/store/store.js';
-export { MemoryStore, type MemoryStoreOptions } from './dialog/store/memory-store.js';
+export { MemoryStore, DEFAULT_MAX_ENTRIES, type MemoryStoreOptions, type MemoryStoreLogger } from './dialog/store/memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './dialog/store/redis-store.js';
 export { createRedisClient, createRedisClusterClient, type RedisClientOptions } from './dialog/store/redis-client.js';
 
@@ -71,6 +77,7 @@ export {
 export {
   createWeChatHandler,
   BodyReadError,
+  DEFAULT_MAX_AGE_SECONDS,
   type HandlerOptions,
   type LateReplyOptions,
   type SecurityOptions,

@@ -10,7 +10,7 @@ import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, SnapshotCache } from './snapshot-cache.js';
-import { replay } from './replay.js';
+import { DEFAULT_EFFECT_TIMEOUT_MS, replay } from './replay.js';
 import type { Router } from './router.js';
 import {
   assertTtlSeconds,
@@ -160,7 +160,7 @@ export class DialogEngine {
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }
-    this.effectTimeoutMs = options.effectTimeoutMs ?? 30_000;
+    this.effectTimeoutMs = options.effectTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS;
     if (!Number.isInteger(this.effectTimeoutMs) || this.effectTimeoutMs < 1 || this.effectTimeoutMs > 2_147_483_647) {
       throw new RangeError(`effectTimeoutMs must be a positive integer of milliseconds, at most 2147483647; got ${this.effectTimeoutMs}`);
     }

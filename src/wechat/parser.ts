@@ -17,12 +17,13 @@ import type {
   UnknownEvent,
   UnknownMessage,
 } from './messages.js';
-import { SAFE_XML_PARSER_OPTIONS, hasMarkupDeclaration } from './xml.js';
+import { DtdRefusedError, SAFE_XML_PARSER_OPTIONS, findForbiddenMarkup, type ForbiddenMarkup } from './xml.js';
 
 /** Why a body was rejected; stable, for logs and for choosing the HTTP status (all mean 400). */
 export type MessageParseErrorCode =
   | 'NOT_XML' // empty, or not well-formed XML
-  | 'DOCTYPE_FORBIDDEN' // a <!DOCTYPE, <!ENTITY or other markup declaration outside CDATA and comments
+  | 'DOCTYPE_FORBIDDEN' // a <!DOCTYPE, <!ENTITY or other markup declaration, or a processing instruction, outside CDATA and comments
+  | 'ATTRIBUTE_FORBIDDEN' // an element with an attribute (WeChat sends none)
   | 'NOT_A_MESSAGE' // root is not <xml>, no MsgType, or an event without Event
   | 'MISSING_FIELD' // a field the doc says is always present is absent
   | 'INVALID_FIELD'; // a field is repeated, has child elements, or has the wrong format
@@ -196,11 +197,14 @@ type Element = Readonly<Record<string, unknown>>;
  *
  * @param xml - the body, decoded as UTF-8.
  * @throws {MessageParseError} `DOCTYPE_FORBIDDEN` if the body contains a markup declaration such as
- *   `<!DOCTYPE` or `<!ENTITY` outside CDATA and comments (checked before parsing: no entity expansion,
- *   no XXE; a user's text like `<!DOCTYPE html>` inside a CDATA `Content` is fine);
- *   `NOT_XML` if not well-formed; `NOT_A_MESSAGE` if the root is not `<xml>`, `MsgType` is missing,
- *   or an event has no `Event`; `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field
- *   (`field` names it with its path, e.g. `SendLocationInfo.Label`).
+ *   `<!DOCTYPE` or `<!ENTITY`, or a processing instruction other than an XML declaration at the very
+ *   start, anywhere outside CDATA and comments (checked before parsing: no entity expansion, no XXE;
+ *   a user's text like `<!DOCTYPE html>` inside a CDATA `Content` is fine); `ATTRIBUTE_FORBIDDEN`
+ *   if an element has an attribute (WeChat sends none; refusing them is what lets the check above
+ *   see every declaration, see `findForbiddenMarkup` in `xml.ts`); `NOT_XML` if not well-formed;
+ *   `NOT_A_MESSAGE` if the root is not `<xml>`, `MsgType` is missing, or an event has no `Event`;
+ *   `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field (`field` names it with its
+ *   path, e.g. `SendLocationInfo.Label`).
  */
 export function parseMessage(xml: string): InboundMessage {
   const root = readRoot(xml);
@@ -260,12 +264,14 @@ export function readEncrypt(xml: string): string {
   return value;
 }
 
-/** Rejects DTDs and malformed XML, parses, and returns the children of the `<xml>` root. */
+/**
+ * Rejects declarations, processing instructions, attributes and malformed XML, parses, and returns
+ * the children of the `<xml>` root.
+ */
 function readRoot(xml: string): Element {
   if (typeof xml !== 'string' || xml === '') throw new MessageParseError('NOT_XML', 'the body is empty: expected WeChat XML');
-  if (hasMarkupDeclaration(xml)) {
-    throw new MessageParseError('DOCTYPE_FORBIDDEN', 'the body contains <!DOCTYPE or <!ENTITY: WeChat never sends a DTD');
-  }
+  const forbidden = findForbiddenMarkup(xml);
+  if (forbidden !== undefined) throw forbiddenMarkupError(forbidden);
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
     const { msg, line, col } = valid.err;
@@ -275,6 +281,10 @@ function readRoot(xml: string): Element {
   try {
     doc = new XMLParser(SAFE_XML_PARSER_OPTIONS).parse(xml);
   } catch (err) {
+    // Not reached while findForbiddenMarkup is right: the parser's own refusal of any DTD.
+    if (err instanceof DtdRefusedError) {
+      throw new MessageParseError('DOCTYPE_FORBIDDEN', 'the body contains a <!DOCTYPE: WeChat never sends a DTD', { cause: err });
+    }
     // fast-xml-parser refuses element names like `constructor`, `__proto__` (prototype pollution).
     throw new MessageParseError('INVALID_FIELD', `the XML parser refused the body: ${String(err).slice(0, 160)}`, { cause: err });
   }
@@ -284,6 +294,34 @@ function readRoot(xml: string): Element {
   }
   const root = doc['xml'];
   return isElement(root) ? root : {}; // `<xml></xml>` or `<xml>text</xml>` parse as a string
+}
+
+/** The error for markup WeChat never sends (see {@link findForbiddenMarkup}); names what, never the body's text. */
+function forbiddenMarkupError(found: ForbiddenMarkup): MessageParseError {
+  switch (found.kind) {
+    case 'declaration':
+      return new MessageParseError('DOCTYPE_FORBIDDEN', `the body contains a markup declaration (${found.name}): WeChat never sends a DTD`);
+    case 'processing-instruction':
+      return new MessageParseError(
+        'DOCTYPE_FORBIDDEN',
+        `the body contains a processing instruction (${found.name}) other than an XML declaration at the start: WeChat never sends one`,
+      );
+    case 'attribute':
+      return new MessageParseError('ATTRIBUTE_FORBIDDEN', `the element <${found.name}> has an attribute: WeChat never sends attributes`, {
+        field: found.name,
+      });
+    case 'malformed': {
+      const what =
+        found.name === '<![CDATA['
+          ? 'a CDATA section is not closed'
+          : found.name === '<!--'
+            ? 'a comment is not closed'
+            : found.name === ''
+              ? "a '<' starts no tag"
+              : `a tag of <${found.name}> holds more than its name`;
+      return new MessageParseError('NOT_XML', `the body is not well-formed XML: ${what} (offset ${found.at})`);
+    }
+  }
 }
 
 /** Copies `spec`'s fields from `root` onto `head`; absent optional fields are omitted. */

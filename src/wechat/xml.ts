@@ -6,19 +6,91 @@
 import type { X2jOptions } from 'fast-xml-parser';
 
 /**
- * fast-xml-parser (v5) options that keep every value a string exactly as sent.
+ * Thrown by a parser built with {@link SAFE_XML_PARSER_OPTIONS} when the document has a
+ * `<!DOCTYPE`: that parser refuses every DTD rather than reading its entities. Callers should have
+ * refused the body before parsing ({@link findForbiddenMarkup}); this is the second guard.
+ */
+export class DtdRefusedError extends Error {
+  override readonly name = 'DtdRefusedError';
+}
+
+const PREDEFINED_ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+/** `&lt;`, `&gt;`, `&amp;`, `&quot;`, `&apos;`, `&#NNN;`, `&#xHHH;` (XML 1.0 §4.1 `Reference`; `&#X…;` is not XML). */
+const XML_REFERENCE = /&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9A-Fa-f]+));/g;
+
+/** Whether `codePoint` is an XML 1.0 `Char` (§2.2): #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. */
+function isXmlChar(codePoint: number): boolean {
+  return (
+    codePoint === 0x9 ||
+    codePoint === 0xa ||
+    codePoint === 0xd ||
+    (codePoint >= 0x20 && codePoint <= 0xd7ff) ||
+    (codePoint >= 0xe000 && codePoint <= 0xfffd) ||
+    (codePoint >= 0x10000 && codePoint <= 0x10ffff)
+  );
+}
+
+/**
+ * Decodes the references XML 1.0 itself defines, in one pass (`&amp;lt;` → `&lt;`, never `<`): the
+ * five predefined entities `&lt;` `&gt;` `&amp;` `&quot;` `&apos;` (§4.6) and character references
+ * `&#NNN;` / `&#xHHH;` (§4.1). A character reference to a character XML forbids (`&#0;`, `&#x1;`,
+ * a surrogate, `&#xFFFE;`) is dropped; one beyond U+10FFFF, any other name (`&nbsp;`, `&copy;`, an
+ * entity a DTD would declare) and anything malformed stay exactly as written. The result is never
+ * longer than the input: nothing here can expand.
+ *
+ * Source: protocol README §2.1 (strings come in CDATA, which is never decoded; bare text may hold
+ * these references).
+ */
+export function decodeXmlReferences(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(XML_REFERENCE, (whole: string, name: string | undefined, decimal: string | undefined, hex: string | undefined) => {
+    if (name !== undefined) return PREDEFINED_ENTITIES[name] ?? whole;
+    const codePoint = decimal !== undefined ? Number(decimal) : Number.parseInt(hex ?? '', 16);
+    if (!(codePoint <= 0x10ffff)) return whole;
+    return isXmlChar(codePoint) ? String.fromCodePoint(codePoint) : '';
+  });
+}
+
+/**
+ * The entity decoder of {@link SAFE_XML_PARSER_OPTIONS} (fast-xml-parser 5's `entityDecoder`
+ * interface): {@link decodeXmlReferences} for text, and no entity from anywhere else. The parser
+ * hands it a document's DTD entities through `addInputEntities` (it calls that only after reading a
+ * `<!DOCTYPE`), and that throws {@link DtdRefusedError}; `setExternalEntities` refuses any entity
+ * too. It keeps no state, so one instance serves every parser.
+ */
+const XML_REFERENCES_ONLY: NonNullable<X2jOptions['entityDecoder']> = Object.freeze({
+  decode: decodeXmlReferences,
+  reset: () => undefined,
+  setXmlVersion: () => undefined,
+  addInputEntities: () => {
+    throw new DtdRefusedError('the document has a <!DOCTYPE: DTDs are refused and their entities never expand');
+  },
+  setExternalEntities: (entities: Record<string, string>) => {
+    if (Object.keys(entities).length > 0) throw new DtdRefusedError('extra entities are refused: only the XML references decode');
+  },
+});
+
+/**
+ * fast-xml-parser (v5) options that keep every value a string exactly as sent, and under which no
+ * entity a document declares can ever expand.
  *
  * - `parseTagValue: false`: `<Content><![CDATA[007]]></Content>` stays `'007'` and a 64-bit `MsgId`
  *   stays a string (the defaults turn `007` into `7` and small/large ids into number/string).
  * - `trimValues: false`: CDATA content and text are untouched. Side effect: whitespace between
  *   elements is collected under the `'#text'` key of the parent (skip that key).
- * - `htmlEntities: true`: needed for numeric character references (`&#20320;` → `你`), which v5
- *   otherwise leaves undecoded; it also decodes a few HTML names (`&nbsp;`, `&copy;`, currency) that
- *   strict XML would reject. The five XML entities decode either way; CDATA is never decoded.
+ * - `entityDecoder`: only the references XML 1.0 defines decode ({@link decodeXmlReferences}: the
+ *   five predefined entities and `&#20320;` → `你`); HTML names such as `&nbsp;` stay as written
+ *   (the `htmlEntities` option used before decoded a few; strict XML rejects them and WeChat sends
+ *   none). fast-xml-parser reads a `<!DOCTYPE` anywhere in a document, not only before the root,
+ *   and would expand its entities (up to 100,000 characters per document by default): with this
+ *   decoder any `<!DOCTYPE` makes the parse throw {@link DtdRefusedError} instead. CDATA is never
+ *   decoded.
  * - declarations / processing instructions are dropped, attributes ignored.
  *
- * The parser still reads a DTD if one is present: callers must reject `<!DOCTYPE`/`<!ENTITY` first.
- * Source: protocol README §2.1 (fast-xml-parser defaults corrupt data).
+ * Callers still refuse declarations, processing instructions and attributes before parsing
+ * ({@link findForbiddenMarkup}), with a clearer error. Sources: protocol README §2.1 (fast-xml-parser
+ * defaults corrupt data; refuse `<!DOCTYPE`), fast-xml-parser 5.12 `OrderedObjParser.js` (DOCTYPE
+ * handling, `entityDecoder`).
  */
 export const SAFE_XML_PARSER_OPTIONS: Readonly<X2jOptions> = Object.freeze({
   parseTagValue: false,
@@ -27,7 +99,8 @@ export const SAFE_XML_PARSER_OPTIONS: Readonly<X2jOptions> = Object.freeze({
   ignoreAttributes: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
-  htmlEntities: true,
+  processEntities: true,
+  entityDecoder: XML_REFERENCES_ONLY,
 });
 
 /**
@@ -56,31 +129,113 @@ export function cdata(value: string): string {
   return `<![CDATA[${removeInvalidXmlChars(value).replaceAll(']]>', ']]]]><![CDATA[>')}]]>`;
 }
 
+/** What {@link findForbiddenMarkup} found, and where. */
+export interface ForbiddenMarkup {
+  /**
+   * - `declaration`: `<!` other than a CDATA section or a comment (`<!DOCTYPE`, `<!ENTITY`,
+   *   `<!ELEMENT`, `<!ATTLIST`, `<!NOTATION`, `<![INCLUDE[`, any case);
+   * - `processing-instruction`: `<?…?>` other than one XML declaration at the very start;
+   * - `attribute`: a start tag with something after its name (`<Content lang="zh">`);
+   * - `malformed`: a tag that is not `<Name>`, `<Name/>` or `</Name>` (with optional whitespace
+   *   before the `>`), a `<` that starts nothing, an unterminated CDATA section or comment.
+   */
+  readonly kind: 'declaration' | 'processing-instruction' | 'attribute' | 'malformed';
+  /** Offset of the `<` that starts it. */
+  readonly at: number;
+  /**
+   * `<!DOCTYPE` (the keyword as written, up to 20 letters), `<?xml-stylesheet` (the target, up to 40
+   * characters), the element's name (up to 40 characters) for an attribute or a malformed tag,
+   * `<![CDATA[` or `<!--` for an unterminated section, `''` for a `<` that starts nothing.
+   */
+  readonly name: string;
+}
+
+const XML_SPACE = /[ \t\r\n]*/y;
+/** A tag name as far as this scan cares: no whitespace, no character that could start or end markup or a quoted value. */
+const TAG_NAME = /[^\s<>/!?"'=&]+/y;
+/** The XML declaration (XML 1.0 §2.8 `XMLDecl`), kept simple: pseudo-attributes whose quoted values hold no `<`, `>`, `?`, `&`. */
+const XML_DECLARATION = /^<\?xml(?:[ \t\r\n]+[A-Za-z]+[ \t\r\n]*=[ \t\r\n]*(?:"[^"<>?&]*"|'[^'<>?&]*'))*[ \t\r\n]*\?>$/;
+const MAX_XML_DECLARATION_LENGTH = 200;
+
 /**
- * Whether `xml` contains a markup declaration (`<!DOCTYPE`, `<!ENTITY`, `<!ELEMENT`, `<!ATTLIST`,
- * `<!NOTATION`, any case) where an XML parser would read one: anywhere outside CDATA sections,
- * comments and processing instructions. Text a user typed, such as `<!DOCTYPE html>` inside a
- * CDATA `Content`, is not a declaration and does not count. WeChat never sends a DTD; refusing
- * declarations before parsing rules out entity expansion and XXE.
+ * The first markup in `xml` that WeChat never sends and that an XML parser could act on: a markup
+ * declaration (`<!DOCTYPE`, `<!ENTITY`, …), a processing instruction (`<?xml-stylesheet …?>`; the
+ * XML declaration `<?xml version="1.0" …?>` is allowed at the very start, after an optional BOM), an
+ * attribute, or a tag this scan cannot read; `undefined` when there is none. Text inside CDATA
+ * sections and comments is skipped: a user's `<!DOCTYPE html>` inside a CDATA `Content` is text.
  *
- * The scan follows the XML tokenizer's order (XML 1.0 §2.5, §2.6, §2.7), so a `<![CDATA[` inside a
- * comment, or a `-->` inside CDATA, cannot hide a declaration. Linear in the length of `xml`.
+ * WeChat's pushes are `<xml>` with child elements, text and CDATA only: no DTD, no processing
+ * instruction, no attribute (protocol README §2.1-§2.4 and every official example and vector). So
+ * the scan accepts exactly that subset and refuses everything else instead of trying to read it.
+ * Refusing attributes outright is what makes the scan sound: a quoted attribute value is the one
+ * place where `<![CDATA[`, `<!--` or `?>` are data, not markup, and fast-xml-parser's tag reader skips
+ * quoted values while a simpler scan would not, so the two could disagree on where a CDATA
+ * section or comment starts and a `<!DOCTYPE` could hide in between (`<P a="<![CDATA["/><!DOCTYPE …>
+ * <Q b="]]>"/>`; fast-xml-parser reads a DOCTYPE anywhere in a document). With no attributes,
+ * every tag is `<Name>`, `<Name/>` or `</Name>`, holds no quote, and ends at its first `>` for any
+ * reader; CDATA sections and comments end at their first `]]>` / `-->` (searched from where
+ * fast-xml-parser searches); so the scan and the parser see the same markup.
+ *
+ * Follows the XML tokenizer's order (XML 1.0 §2.5, §2.6, §2.7, §2.8, §3.1). Linear in the length of
+ * `xml`; stops at the first finding.
+ */
+export function findForbiddenMarkup(xml: string): ForbiddenMarkup | undefined {
+  for (let at = xml.indexOf('<', xmlDeclarationEnd(xml)); at !== -1; ) {
+    if (xml.startsWith('<![CDATA[', at)) {
+      const close = xml.indexOf(']]>', at + 9);
+      if (close === -1) return { kind: 'malformed', at, name: '<![CDATA[' };
+      at = xml.indexOf('<', close + 3);
+    } else if (xml.startsWith('<!--', at)) {
+      const close = xml.indexOf('-->', at + 4);
+      if (close === -1) return { kind: 'malformed', at, name: '<!--' };
+      at = xml.indexOf('<', close + 3);
+    } else if (xml.startsWith('<!', at)) {
+      return { kind: 'declaration', at, name: `<!${/^[A-Za-z]{0,20}/.exec(xml.slice(at + 2, at + 22))?.[0] ?? ''}` };
+    } else if (xml.startsWith('<?', at)) {
+      return { kind: 'processing-instruction', at, name: `<?${/^[^\s<>?"'&]{0,40}/.exec(xml.slice(at + 2, at + 42))?.[0] ?? ''}` };
+    } else {
+      const end = tagEnd(xml, at);
+      if (typeof end !== 'number') return end;
+      at = xml.indexOf('<', end);
+    }
+  }
+  return undefined;
+}
+
+/** The offset just after a leading XML declaration (after an optional BOM), or 0 when there is none. */
+function xmlDeclarationEnd(xml: string): number {
+  const start = xml.charCodeAt(0) === 0xfeff ? 1 : 0;
+  if (!xml.startsWith('<?xml', start)) return 0;
+  const close = xml.indexOf('?>', start);
+  if (close === -1 || close - start > MAX_XML_DECLARATION_LENGTH) return 0;
+  return XML_DECLARATION.test(xml.slice(start, close + 2)) ? close + 2 : 0;
+}
+
+/** The offset just after the tag starting at `at` (`<Name>`, `<Name/>`, `</Name>`), or what is wrong with it. */
+function tagEnd(xml: string, at: number): number | ForbiddenMarkup {
+  const closing = xml.charCodeAt(at + 1) === 0x2f; // '/'
+  const nameStart = at + (closing ? 2 : 1);
+  TAG_NAME.lastIndex = nameStart;
+  const name = TAG_NAME.exec(xml)?.[0];
+  if (name === undefined) return { kind: 'malformed', at, name: '' };
+  const nameEnd = nameStart + name.length;
+  XML_SPACE.lastIndex = nameEnd;
+  XML_SPACE.exec(xml); // always matches, possibly nothing
+  const after = XML_SPACE.lastIndex;
+  if (xml.charCodeAt(after) === 0x3e) return after + 1; // '>'
+  if (!closing && xml.startsWith('/>', after)) return after + 2;
+  const shown = name.slice(0, 40);
+  TAG_NAME.lastIndex = after;
+  if (!closing && after > nameEnd && TAG_NAME.test(xml)) return { kind: 'attribute', at, name: shown };
+  return { kind: 'malformed', at, name: shown };
+}
+
+/**
+ * Whether {@link findForbiddenMarkup} finds anything in `xml`: a markup declaration such as
+ * `<!DOCTYPE` or `<!ENTITY`, a processing instruction, an attribute, or a tag the scan cannot read
+ * (and behind which a declaration could hide). Text inside CDATA sections and comments does not
+ * count. For callers that only need a yes or no (the reply reader of the terminal chat).
  */
 export function hasMarkupDeclaration(xml: string): boolean {
-  let at = xml.indexOf('<');
-  while (at !== -1) {
-    let end: string | undefined;
-    if (xml.startsWith('<![CDATA[', at)) end = ']]>';
-    else if (xml.startsWith('<!--', at)) end = '-->';
-    else if (xml.startsWith('<?', at)) end = '?>';
-    else if (xml.startsWith('<!', at)) return true;
-    if (end === undefined) {
-      at = xml.indexOf('<', at + 1);
-      continue;
-    }
-    const close = xml.indexOf(end, at + 2);
-    if (close === -1) return false; // unterminated: nothing follows it, and the validator rejects it
-    at = xml.indexOf('<', close + end.length);
-  }
-  return false;
+  return findForbiddenMarkup(xml) !== undefined;
 }

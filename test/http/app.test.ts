@@ -28,6 +28,9 @@ const router = createRouter({ routes: [{ match: { text: 'count' }, dialog: count
 
 const vectors = protocolVectors();
 
+/** `xml` with `<!DOCTYPE x [<!ENTITY e "AAA…">]>` (1,000 characters) hidden between two attribute values. */
+const hiddenDtd = (xml: string) => xml.replace('<xml>', `<xml><P a="<![CDATA["/><!DOCTYPE x [<!ENTITY e "${'A'.repeat(1_000)}">]><Q b="]]>"/>`);
+
 describe.each(storeFactories())('HTTP app on $name', (factory) => {
   let store: StoreUnderTest;
   let server: TestServer;
@@ -128,6 +131,13 @@ describe.each(storeFactories())('HTTP app on $name', (factory) => {
       ['text without MsgId', messageXml({ ToUserName: ACCOUNT, FromUserName: openid, CreateTime: 1700000000, MsgType: 'text', Content: 'y' })],
       ['bad MsgId', messageXml({ ToUserName: ACCOUNT, FromUserName: openid, CreateTime: 1700000000, MsgType: 'text', Content: 'y', MsgId: '12a' })],
       ['DOCTYPE with entities', `<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>${textXml(openid, '&b;')}`],
+      // Issue 10, item 4: a DTD behind an attribute value that opens a CDATA section, with an entity
+      // that expands in Content (the counter would count it) and in FromUserName (the reply's ToUserName).
+      ['a DTD hidden behind an attribute value', hiddenDtd(textXml(openid, 'x').replace('<![CDATA[x]]>', '&e;'.repeat(90)))],
+      ['a DTD hidden behind an attribute value, expanding in FromUserName', hiddenDtd(textXml(openid, 'x').replace(`<![CDATA[${openid}]]>`, `${openid}${'&e;'.repeat(9)}`))],
+      ['a DTD after the root', `${textXml(openid, 'x')}<!DOCTYPE x [<!ENTITY e "e">]>`],
+      ['a processing instruction', textXml(openid, 'x').replace('<xml>', '<xml><?xml-stylesheet href="x.xsl"?>')],
+      ['an attribute', textXml(openid, 'x').replace('<Content>', '<Content lang="zh">')],
     ];
     it.each(bad)('%s: 400, a short text, no stack trace, no state change', async (_name, body) => {
       const response = await post(body);

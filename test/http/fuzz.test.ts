@@ -11,7 +11,11 @@
  * - a 200 is `success` or a well-formed reply (for an encrypted push: a correctly signed envelope
  *   that decrypts to a well-formed reply) addressed to the sender;
  * - after a body the app may stop reading (sent chunked, or over the limit), the connection it keeps
- *   alive still carries the next request.
+ *   alive still carries the next request;
+ * - for bodies that carry a DTD or attributes hidden where a pre-scan might not look (in attribute
+ *   values, comments, CDATA, processing instructions, end tags, before and after the root; issue 10,
+ *   item 4): the answer is 200 or 400, and the entity's replacement text appears no more often in
+ *   the parsed message or in the answer than in the body (no entity expanded).
  *
  * One request in ten is sent chunked, cut at random byte offsets. Requests are sent one at a time
  * on one keep-alive socket, so each store write belongs to the request in flight. Every generator
@@ -50,8 +54,8 @@ import { ACCOUNT, listenOnLoopback, parseReply, TOKEN, type TestServer } from '.
 // ---------------------------------------------------------------------------------------------
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_250_605);
-/** Bodies per kind: 10,200 in all. */
-const RUNS = { plainMutated: 4_000, random: 2_200, encryptedMutated: 2_500, envelope: 1_500 } as const;
+/** Bodies per kind: 10,800 in all. */
+const RUNS = { plainMutated: 4_000, random: 2_200, encryptedMutated: 2_500, envelope: 1_500, hiddenMarkup: 600 } as const;
 type Kind = keyof typeof RUNS;
 const MIN_TOTAL = 10_000;
 const BODY_LIMIT = 64 * 1024; // the app's default bodyLimitBytes
@@ -908,6 +912,8 @@ interface Case {
   readonly plaintext?: Buffer;
   /** Sent chunked, cut at these byte offsets. */
   readonly split?: readonly number[];
+  /** A DTD entity's replacement text: it must not appear more often in the parsed message or the answer than in the body. */
+  readonly marker?: string;
 }
 
 const bytesOf = (body: string | Buffer) => (typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
@@ -1104,6 +1110,136 @@ const envelopeCaseArb = fc.tuple(querySpecArb, validXmlArb, random16Arb, envelop
 });
 
 // ---------------------------------------------------------------------------------------------
+// Hidden markup (issue 10, item 4): DTDs and attributes where a pre-scan might not look
+// ---------------------------------------------------------------------------------------------
+
+/** The replacement text of the entity `e` every DTD below declares: 1,000 characters, in the body once. */
+const EXPANSION_MARKER = 'Xpnd'.repeat(250);
+const HIDDEN_DTDS = [
+  `<!DOCTYPE xml [<!ENTITY e "${EXPANSION_MARKER}">]>`,
+  `<!DOCTYPE xml[<!ENTITY e '${EXPANSION_MARKER}'>]>`,
+  `<!DOCTYPE xml SYSTEM "x.dtd" [<!ENTITY e "${EXPANSION_MARKER}">]>`,
+  `<!DOCTYPE xml [<!ELEMENT xml ANY><!ATTLIST xml a CDATA #IMPLIED><!ENTITY e "${EXPANSION_MARKER}">]>`,
+  `<!DOCTYPE xml [<!-- ] > --><!ENTITY e "${EXPANSION_MARKER}">]>`,
+  `<!doctype xml [<!ENTITY e "${EXPANSION_MARKER}">]>`,
+  `<!ENTITY e "${EXPANSION_MARKER}">`,
+];
+const HIDINGS = [
+  'attribute-cdata',
+  'attribute-comment',
+  'attribute-pi',
+  'attribute-unquoted',
+  'comment',
+  'cdata',
+  'pi',
+  'pi-quoted',
+  'end-tag',
+  'before-root',
+  'in-root',
+  'after-root',
+  'after-declaration',
+  'attributes-only',
+] as const;
+type Hiding = (typeof HIDINGS)[number];
+/** Where the `&e;` references go: appended inside the first such element (or a new `<Extra>`). */
+const REFERENCE_TARGETS = ['Content', 'FromUserName', 'ToUserName', 'EventKey', 'Extra'] as const;
+
+/** `xml` with `markup` inserted just before its `index`-th child element (or just inside `<xml>`). */
+function insertInRoot(xml: string, markup: string, index: number): string {
+  const e = pick(children(xml), index);
+  if (e !== undefined && index % 4 !== 0) return splice(xml, e.start, 0, markup);
+  const open = xml.indexOf('<xml>');
+  return splice(xml, open === -1 ? 0 : open + 5, 0, markup);
+}
+
+function hide(xml: string, dtd: string, hiding: Hiding, quote: '"' | "'", index: number, attributes: readonly string[]): string {
+  const q = quote;
+  switch (hiding) {
+    case 'attribute-cdata':
+      return insertInRoot(xml, `<P a=${q}<![CDATA[${q}/>${dtd}<Q b=${q}]]>${q}/>`, index);
+    case 'attribute-comment':
+      return insertInRoot(xml, `<P a=${q}<!--${q}/>${dtd}<Q b=${q}-->${q}/>`, index);
+    case 'attribute-pi':
+      return insertInRoot(xml, `<P a=${q}<?${q}/>${dtd}<Q b=${q}?>${q}/>`, index);
+    case 'attribute-unquoted':
+      return insertInRoot(xml, `<P a=<![CDATA[/>${dtd}<Q>]]></Q>`, index);
+    case 'comment':
+      return insertInRoot(xml, `<!--${dtd.replaceAll('--', '- -')}-->`, index);
+    case 'cdata':
+      return insertInRoot(xml, `<Note><![CDATA[${dtd}]]></Note>`, index);
+    case 'pi':
+      return insertInRoot(xml, `<?pi ${dtd}?>`, index);
+    case 'pi-quoted':
+      return insertInRoot(xml, `<?pi a=${q}?><![CDATA[${q} ?>${dtd}<Q>]]></Q>`, index);
+    case 'end-tag':
+      return insertInRoot(xml, `<P></P ${q}<![CDATA[${q}>${dtd}<Q>]]></Q>`, index);
+    case 'before-root':
+      return dtd + xml;
+    case 'in-root':
+      return insertInRoot(xml, dtd, index);
+    case 'after-root':
+      return xml + dtd;
+    case 'after-declaration':
+      return `<?xml version="1.0" encoding="UTF-8"?>${dtd}${xml}`;
+    case 'attributes-only':
+      return attributes.reduce((out, attribute, i) => mutate(out, { op: 'attribute', index: index + i, attribute }), xml);
+  }
+}
+
+/** `&e;` × `count` appended inside the first `<target>` element, or in a new `<Extra>` element. */
+function addReferences(xml: string, target: (typeof REFERENCE_TARGETS)[number], count: number): string {
+  const references = '&e;'.repeat(count);
+  const close = xml.indexOf(`</${target}>`);
+  if (close !== -1) return splice(xml, close, 0, references);
+  const end = xml.lastIndexOf('</xml>');
+  return splice(xml, end === -1 ? xml.length : end, 0, `<Extra>${references}</Extra>`);
+}
+
+/** A valid push with a DTD (declaring `e`) or attributes hidden somewhere, `&e;` used in a field; sometimes sealed. */
+const hiddenMarkupCaseArb = fc
+  .record({
+    spec: querySpecArb.map((spec): QuerySpec => ({ ...spec, mode: 'valid', tail: '' })),
+    xml: validXmlArb,
+    dtd: fc.constantFrom(...HIDDEN_DTDS),
+    hidings: fc.array(fc.constantFrom(...HIDINGS), { minLength: 1, maxLength: 2 }),
+    quote: fc.constantFrom<'"' | "'">('"', "'"),
+    index: fc.nat(30),
+    attributes: fc.array(fc.constantFrom(...ATTRIBUTES), { minLength: 1, maxLength: 3 }),
+    target: fc.constantFrom(...REFERENCE_TARGETS),
+    references: fc.integer({ min: 1, max: 40 }),
+    sealed: fc.nat(3).map((n) => n === 0), // one in four sealed in a security-mode envelope
+    random16: random16Arb,
+  })
+  .map(({ spec, xml, dtd, hidings, quote, index, attributes, target, references, sealed, random16 }): Case => {
+    const body = hidings.reduce((out, hiding) => hide(out, dtd, hiding, quote, index, attributes), addReferences(xml, target, references));
+    const label = `hidden markup ${hidings.join('+')}, &e; x${references} in ${target}`;
+    if (!sealed) return { ...plainCase('hiddenMarkup', label, spec, body), marker: EXPANSION_MARKER };
+    const plaintext = Buffer.from(body, 'utf8');
+    const encrypt = seal(plaintext, { random16 });
+    const sealedCase = encryptedCase('hiddenMarkup', `${label}, sealed`, spec, envelope(encrypt, 'security', body), sign(spec, encrypt), undefined, plaintext);
+    return { ...sealedCase, marker: EXPANSION_MARKER };
+  });
+
+const occurrences = (text: string, marker: string) => text.split(marker).length - 1;
+
+/** Every string in a parsed message (nested objects and lists included). */
+function stringsIn(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.values(value).flatMap(stringsIn);
+}
+
+/** Problems when `marker` (an entity's replacement text) appears more often in the parsed message or the answer than in what was sent. */
+function expansionProblems(marker: string, sent: string, expected: Expected, answer: Answer): string[] {
+  const limit = occurrences(sent, marker);
+  const problems: string[] = [];
+  if (stringsIn(expected.message).some((value) => occurrences(value, marker) > limit)) problems.push('an entity expanded in the parsed message');
+  if (occurrences(answer.body, marker) > limit) problems.push('an entity expanded into the answer');
+  if (answer.status !== 200 && answer.status !== 400) problems.push(`status ${answer.status} for a body with hidden markup (expected 200 or 400)`);
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model: what the app's documented pipeline answers (signature → body → decrypt → parse)
 // ---------------------------------------------------------------------------------------------
 
@@ -1231,8 +1367,8 @@ const showText = (bytes: Buffer) => JSON.stringify(bytes.length <= 4_096 ? bytes
 describe('fuzz: mutated and random bodies, plain and encrypted, over HTTP', () => {
   const store = new CountingStore({ sweepIntervalMs: 0 });
   let server: TestServer;
-  const sent: Record<Kind, number> = { plainMutated: 0, random: 0, encryptedMutated: 0, envelope: 0 };
-  const statuses: Record<Kind, Record<number, number>> = { plainMutated: {}, random: {}, encryptedMutated: {}, envelope: {} };
+  const sent: Record<Kind, number> = { plainMutated: 0, random: 0, encryptedMutated: 0, envelope: 0, hiddenMarkup: 0 };
+  const statuses: Record<Kind, Record<number, number>> = { plainMutated: {}, random: {}, encryptedMutated: {}, envelope: {}, hiddenMarkup: {} };
 
   /** Sends one case and checks every invariant; throws with the exact request on any problem. */
   async function exchange(c: Case, counted = true): Promise<void> {
@@ -1254,6 +1390,7 @@ describe('fuzz: mutated and random bodies, plain and encrypted, over HTTP', () =
     const requestText = `${decodeURIComponentSafe(c.query)}\n${decodeLikeRawBody(bytes)}\n${c.plaintext?.toString('utf8') ?? ''}`;
     if (answer.status >= 500) problems.push(`status ${answer.status} (a 5xx)`);
     problems.push(...leaks(answer.body, requestText).map((what) => `${what} in the answer`));
+    if (c.marker !== undefined) problems.push(...expansionProblems(c.marker, requestText, expected, answer));
     if (answer.status !== expected.status) problems.push(`status ${answer.status}, expected ${expected.status} (${expected.why})`);
     if (c.intent !== undefined && answer.status !== c.intent) problems.push(`status ${answer.status}, but this case was built to get ${c.intent}`);
     if (answer.status >= 400) {
@@ -1349,8 +1486,10 @@ describe('fuzz: mutated and random bodies, plain and encrypted, over HTTP', () =
   beforeAll(async () => {
     const logger = pino({ level: 'silent' });
     const engine = new DialogEngine({ router, store, logger });
+    // maxAgeSeconds 0: the timestamps here are random (signed all the same), and the freshness
+    // window has its own tests (freshness.test.ts); this suite is about bodies.
     server = await listenOnLoopback(
-      createApp({ token: TOKEN, engine, logger, security: { appId: APP_ID, encodingAESKey: ENCODING_AES_KEY, required: false } }),
+      createApp({ token: TOKEN, engine, logger, maxAgeSeconds: 0, security: { appId: APP_ID, encodingAESKey: ENCODING_AES_KEY, required: false } }),
     );
     // The sealing above agrees with the app's crypto, and the server answers, before any fuzzing.
     const sample = TEMPLATES.text({ openid: OPENID_POOL[0]!, msgId: '1', time: 1, content: 'x' });
@@ -1400,6 +1539,10 @@ describe('fuzz: mutated and random bodies, plain and encrypted, over HTTP', () =
     await fuzz('envelope', envelopeCaseArb, 3);
   }, PROPERTY_TIMEOUT_MS);
 
+  it(`(d) ${RUNS.hiddenMarkup} pushes with a DTD or attributes hidden in attribute values, comments, CDATA, processing instructions, end tags, before and after the root`, async () => {
+    await fuzz('hiddenMarkup', hiddenMarkupCaseArb, 4);
+  }, PROPERTY_TIMEOUT_MS);
+
   it('sent at least 10,000 bodies, exercised both outcomes, and the server still holds conversations', async () => {
     const total = Object.values(sent).reduce((a, b) => a + b, 0);
     expect(sent).toEqual(RUNS);
@@ -1414,6 +1557,10 @@ describe('fuzz: mutated and random bodies, plain and encrypted, over HTTP', () =
     expect(share('encryptedMutated', (s) => s === 200)).toBeGreaterThan(0.15);
     expect(share('envelope', (s) => s === 400)).toBeGreaterThan(0.5);
     expect(share('envelope', (s) => s === 401)).toBeGreaterThan(0.1);
+    // Hidden markup: only 200 (a DTD inside a comment or CDATA is text) or 400, and both happen.
+    expect(share('hiddenMarkup', (s) => s === 200 || s === 400)).toBe(1);
+    expect(share('hiddenMarkup', (s) => s === 200)).toBeGreaterThan(0.05);
+    expect(share('hiddenMarkup', (s) => s === 400)).toBeGreaterThan(0.5);
     expect(store.writes.length).toBeGreaterThan(10);
     await stillServing('oFuzzSanityAfter000000000000');
   });

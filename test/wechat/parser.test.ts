@@ -129,6 +129,12 @@ describe('values stay exactly as sent', () => {
     expect(parseMessage(textPush('&#20320;&#x597D;&#x1F600;'))).toMatchObject({ Content: '你好😀' });
   });
 
+  it('only XML 1.0 references decode: HTML names and unknown names stay as written, forbidden characters are dropped', () => {
+    expect(parseMessage(textPush('&nbsp;&copy;&yen;&xx;&AMP;'))).toMatchObject({ Content: '&nbsp;&copy;&yen;&xx;&AMP;' });
+    expect(parseMessage(textPush('a&#0;b&#x1;c&#55296;d&#xFFFE;e&#x110000;'))).toMatchObject({ Content: 'abcde&#x110000;' });
+    expect(parseMessage(textPush('&#0000065;&#x000041;'))).toMatchObject({ Content: 'AA' });
+  });
+
   it('CreateTime becomes a number of seconds; CDATA numbers in events are read too', () => {
     const m = parseMessage(event('LOCATION', '<Latitude><![CDATA[31.230400]]></Latitude><Longitude><![CDATA[121.473700]]></Longitude><Precision><![CDATA[65.000000]]></Precision>').replace('<CreateTime>1700000000</CreateTime>', '<CreateTime><![CDATA[1700000014]]></CreateTime>'));
     expect(m).toStrictEqual({ ...common, CreateTime: 1700000014, MsgType: 'event', Event: 'LOCATION', Latitude: '31.230400', Longitude: '121.473700', Precision: '65.000000' });
@@ -153,8 +159,10 @@ describe('values stay exactly as sent', () => {
     expect(parseMessage(xml)).toStrictEqual({ ...common, CreateTime: 1, MsgType: 'text', MsgId: '9', Content: 'z' });
   });
 
-  it('attributes are ignored', () => {
-    expect(parseMessage(textPush('<![CDATA[x]]>').replace('<xml>', '<xml a="1">').replace('<Content>', '<Content lang="zh">'))).toMatchObject({ Content: 'x' });
+  it('an XML declaration at the very start is read (its pseudo-attributes are not attributes)', () => {
+    for (const declaration of ['<?xml version="1.0"?>', `<?xml version='1.0' encoding='UTF-8' standalone="yes" ?>`, '<?xml version="1.1" encoding="GBK"?>']) {
+      expect(parseMessage(declaration + textPush('<![CDATA[x]]>'))).toMatchObject({ Content: 'x' });
+    }
   });
 });
 
@@ -401,6 +409,111 @@ describe('rejections', () => {
     ['ELEMENT / ATTLIST declarations', '<!ELEMENT xml ANY>'],
   ])('still rejects %s', (_name, prefix) => {
     expectCode(prefix + textPush('x'), 'DOCTYPE_FORBIDDEN');
+  });
+
+  describe('declarations hidden where the old pre-scan did not look, and attributes (issue 10, item 4)', () => {
+    const A = 'A'.repeat(1_000);
+    const DTD = `<!DOCTYPE x [<!ENTITY e "${A}">]>`;
+    /** A text push whose Content refers to `&e;` 90 times: 90,000 characters if the entity expands. */
+    const expanding = (before: string, after = '') =>
+      `<xml>${before}${TO}${FROM}<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><MsgId>1</MsgId><Content>${'&e;'.repeat(90)}</Content>${after}</xml>`;
+
+    /** Refused with a MessageParseError of one of `codes`; never a message with the entity expanded. */
+    function expectRefused(xml: string, codes: readonly MessageParseErrorCode[]): MessageParseError {
+      let parsed: unknown;
+      try {
+        parsed = parseMessage(xml);
+      } catch (err) {
+        expect(err).toBeInstanceOf(MessageParseError);
+        expect(codes).toContain((err as MessageParseError).code);
+        expect((err as MessageParseError).message).not.toContain(A.slice(0, 40));
+        return err as MessageParseError;
+      }
+      throw new Error(`accepted: ${JSON.stringify(parsed).slice(0, 120)}… (${JSON.stringify(parsed).length} characters)`);
+    }
+
+    it('a DTD behind an attribute value that opens a CDATA section is refused, and nothing expands', () => {
+      const xml = expanding(`<P a="<![CDATA["/>${DTD}<Q b="]]>"/>`);
+      expect(xml.length).toBeLessThan(2_000);
+      expect(expectRefused(xml, ['ATTRIBUTE_FORBIDDEN']).message).toBe('the element <P> has an attribute: WeChat never sends attributes');
+    });
+
+    it.each([
+      ['behind single-quoted attribute values that open and close a comment', expanding(`<P a='<!--'/>${DTD}<Q b='-->'/>`)],
+      ['behind an attribute of the root', expanding('', '').replace('<xml>', `<xml a="<![CDATA[">${DTD}<Q b="]]>"/>`)],
+      ['behind an attribute without quotes', expanding(`<P a=<![CDATA[/>${DTD}<Q>]]></Q>`)],
+    ])('a DTD %s → ATTRIBUTE_FORBIDDEN', (_name, xml) => {
+      expectRefused(xml, ['ATTRIBUTE_FORBIDDEN']);
+    });
+
+    it.each([
+      ['after the root', `${expanding('')}${DTD}`],
+      ['between the XML declaration and the root', `<?xml version="1.0"?>${DTD}${expanding('')}`],
+      ['inside the root after the fields', expanding('', DTD)],
+      ['behind a processing instruction whose quoted text opens a CDATA section', expanding(`<?pi a="?><![CDATA[" ?>${DTD}<Q>]]></Q>`)],
+      ['in lower case', expanding(DTD.replace('DOCTYPE', 'doctype'))],
+    ])('a DTD %s → DOCTYPE_FORBIDDEN', (_name, xml) => {
+      expectRefused(xml, ['DOCTYPE_FORBIDDEN']);
+    });
+
+    it.each([
+      ['an end tag with quoted text that opens a CDATA section', expanding(`<P></P "<![CDATA[">${DTD}<Q>]]></Q>`)],
+      ['a start tag with a quote after its name', expanding(`<P"<![CDATA[">${DTD}<Q>]]></Q></P>`)],
+      ['a space after <', expanding(`< P a="<![CDATA[">${DTD}<Q>]]></Q>`)],
+      ['an unterminated CDATA section', `${expanding('')}<![CDATA[${DTD}`],
+      ['an unterminated comment', `${expanding('')}<!--${DTD}`],
+    ])('a DTD behind %s → NOT_XML or DOCTYPE_FORBIDDEN', (_name, xml) => {
+      expectRefused(xml, ['NOT_XML', 'DOCTYPE_FORBIDDEN']);
+    });
+
+    it.each([
+      ['<?xml-stylesheet href="x.xsl"?>', 'start'],
+      ['<?pi?>', 'in-root'],
+      ['<?xml version="1.0"?>', 'in-root'],
+      [' <?xml version="1.0"?>', 'start'],
+      ['<!ATTLIST xml a CDATA #IMPLIED>', 'in-root'],
+      ['<!ELEMENT xml ANY>', 'start'],
+      ['<!NOTATION n SYSTEM "x">', 'in-root'],
+      ['<!ENTITY e "x">', 'start'],
+      ['<![INCLUDE[ x ]]>', 'in-root'],
+    ])('%s (%s) → DOCTYPE_FORBIDDEN', (markup, where) => {
+      const xml = where === 'start' ? markup + textPush('x') : textPush('x').replace('<xml>', `<xml>${markup}`);
+      expectCode(xml, 'DOCTYPE_FORBIDDEN');
+    });
+
+    it('an XML declaration with anything but simple quoted values is a processing instruction → DOCTYPE_FORBIDDEN', () => {
+      expectCode('<?xml version="1.0?>"?>' + textPush('x'), 'DOCTYPE_FORBIDDEN');
+      expectCode('<?xml version="<!DOCTYPE"?>' + textPush('x'), 'DOCTYPE_FORBIDDEN');
+      expectCode(`<?xml${' '.repeat(300)}?>` + textPush('x'), 'DOCTYPE_FORBIDDEN');
+    });
+
+    it.each([
+      ['<xml a="1">', '<xml a="1">', 'xml'],
+      ['<Content lang="zh">', '<Content lang="zh">', 'Content'],
+      ['<Content xmlns="urn:x">', '<Content xmlns="urn:x">', 'Content'],
+      ['a value-less attribute', '<Content b>', 'Content'],
+      ['an attribute after a newline', '<Content\n  a="1">', 'Content'],
+      ['an attribute on a self-closing element', '<Content a="1"/><Content>', 'Content'],
+    ])('an attribute (%s) → ATTRIBUTE_FORBIDDEN naming the element', (_name, tag, element) => {
+      const xml = textPush('<![CDATA[x]]>').replace(element === 'xml' ? '<xml>' : '<Content>', tag);
+      const err = expectCode(xml, 'ATTRIBUTE_FORBIDDEN');
+      expect(err.message).toBe(`the element <${element}> has an attribute: WeChat never sends attributes`);
+    });
+
+    it('whitespace inside tags is still fine: <Content >, <Content\n/>, </Content >', () => {
+      expect(parseMessage(textPush('<![CDATA[x]]>').replace('<Content>', '<Content \t\r\n>').replace('</Content>', '</Content\n>'))).toMatchObject({ Content: 'x' });
+      expect(parseMessage(push('<MsgType>voice</MsgType><MediaId>M</MediaId><Format>amr</Format><MsgId>3</MsgId><Recognition\n/>'))).toMatchObject({ Recognition: '' });
+    });
+
+    it('scanning a large body stays linear', () => {
+      const started = performance.now();
+      expect(parseMessage(textPush('x').replace('</xml>', `${'<a/><!-- c --><b></b>'.repeat(3_000)}</xml>`))).toMatchObject({ Content: 'x' });
+      expect(parseMessage(textPush(`${'<![CDATA[<!DOCTYPE x>]]>'.repeat(2_500)}`))).toMatchObject({ MsgType: 'text' });
+      for (const filler of [`<?xml${' '.repeat(60_000)}`, '<!--'.repeat(15_000), '<![CDATA['.repeat(7_000)]) {
+        expect(() => parseMessage(filler + textPush('x'))).toThrow(MessageParseError);
+      }
+      expect(performance.now() - started).toBeLessThan(2_000);
+    });
   });
 
   it.each([
