@@ -222,14 +222,23 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       'REDIS_CLUSTER=true needs REDIS_URL: the address of one node of the cluster, e.g. redis://10.0.0.1:7000',
     );
   }
-  const clusterSeedPath = e.REDIS_CLUSTER && e.REDIS_URL !== undefined ? urlPath(e.REDIS_URL) : '';
-  if (clusterSeedPath === undefined) {
+  // The client would throw on it, with the whole URL (password included) in the error: say why here, without it.
+  const redisPath = e.REDIS_URL === undefined ? '' : urlPath(e.REDIS_URL);
+  if (redisPath === undefined) {
     throw new ConfigError(
       'REDIS_URL',
-      'REDIS_URL must be a URL such as redis://10.0.0.1:7000 (one node of the cluster) when REDIS_CLUSTER is true',
+      e.REDIS_CLUSTER
+        ? 'REDIS_URL must be a URL such as redis://10.0.0.1:7000 (one node of the cluster) when REDIS_CLUSTER is true; percent-encode / ? # in the password (%2F %3F %23)'
+        : 'REDIS_URL is not a valid URL, e.g. redis://:password@127.0.0.1:6379/0: percent-encode / ? # in the password (%2F %3F %23)',
     );
   }
-  if (!['', '/', '/0'].includes(clusterSeedPath)) {
+  if (!/^(\/\d*)?$/.test(redisPath)) {
+    throw new ConfigError(
+      'REDIS_URL',
+      'REDIS_URL may only have a database number as its path, e.g. redis://:password@127.0.0.1:6379/0: percent-encode / ? # in the password (%2F %3F %23)',
+    );
+  }
+  if (e.REDIS_CLUSTER && !['', '/', '/0'].includes(redisPath)) {
     throw new ConfigError(
       'REDIS_URL',
       'REDIS_URL must not select a database other than 0 when REDIS_CLUSTER is true: a Redis Cluster has only database 0',

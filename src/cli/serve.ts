@@ -11,9 +11,9 @@
  */
 import cluster from 'node:cluster';
 import { config as loadDotenv } from 'dotenv';
-import { pino } from 'pino';
 import { runPrimary } from '../cluster.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { createLogger } from '../logging.js';
 import { ListenError, startServer } from '../server.js';
 import { loadRouter, RouterModuleError } from './load-router.js';
 
@@ -51,7 +51,7 @@ export async function serve(routerModule: string): Promise<void> {
     if (err instanceof RouterModuleError) fail('router', err.message);
     throw err;
   }
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger(config.logLevel);
   if (config.webConcurrency > 1 && cluster.isPrimary) {
     runPrimary(config.webConcurrency, logger);
     return;

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { scrubbedError, withoutSecrets } from '../logging.js';
 import { WeChatApiError, type AccessToken } from '../wechat/customer-service.js';
 
 /** Where processes share the token, and the lock that lets one of them fetch it. */
@@ -48,6 +49,25 @@ export class MemoryAccessTokenCache implements AccessTokenCache {
   }
 }
 
+/**
+ * Redis failed a command of the {@link RedisAccessTokenCache} (refused it: OOM, READONLY after a
+ * failover, MISCONF, NOAUTH; or did not answer in time). `message` names the operation and Redis's
+ * answer. Unlike the ioredis error it replaces, it never carries the command's arguments (the
+ * access_token): `cause` is a copy of that error with only its name, message and stack.
+ */
+export class AccessTokenCacheError extends Error {
+  override readonly name = 'AccessTokenCacheError';
+  readonly code = 'ACCESS_TOKEN_CACHE_UNAVAILABLE';
+  constructor(
+    /** What was being done, e.g. `SET` (store the token). */
+    readonly operation: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** `DEL key` only when it still holds `ARGV[1]`. */
 const DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -67,20 +87,41 @@ export class RedisAccessTokenCache implements AccessTokenCache {
     this.lockKey = `${this.key}.lock`;
   }
 
+  /** @throws {AccessTokenCacheError} when Redis fails the command. */
   async get(): Promise<string | undefined> {
-    return (await this.redis.get(this.key)) ?? undefined;
+    return (await this.run('GET (read the token)', [], () => this.redis.get(this.key))) ?? undefined;
   }
+  /** @throws {AccessTokenCacheError} when Redis fails the command; it never holds `token`. */
   async set(token: string, ttlSeconds: number): Promise<void> {
-    await this.redis.set(this.key, token, 'EX', ttlSeconds);
+    await this.run('SET (store the token)', [token], () => this.redis.set(this.key, token, 'EX', ttlSeconds));
   }
+  /** @throws {AccessTokenCacheError} when Redis fails the command; it never holds `token`. */
   async deleteIf(token: string): Promise<void> {
-    await this.redis.eval(DELETE_IF_EQUAL, 1, this.key, token);
+    await this.run('EVAL (forget the token)', [token], () => this.redis.eval(DELETE_IF_EQUAL, 1, this.key, token));
   }
+  /** @throws {AccessTokenCacheError} when Redis fails the command. */
   async lock(owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(this.lockKey, owner, 'PX', ttlMs, 'NX')) === 'OK';
+    return (await this.run('SET NX (take the refresh lock)', [], () => this.redis.set(this.lockKey, owner, 'PX', ttlMs, 'NX'))) === 'OK';
   }
+  /** @throws {AccessTokenCacheError} when Redis fails the command. */
   async unlock(owner: string): Promise<void> {
-    await this.redis.eval(DELETE_IF_EQUAL, 1, this.lockKey, owner);
+    await this.run('EVAL (release the refresh lock)', [], () => this.redis.eval(DELETE_IF_EQUAL, 1, this.lockKey, owner));
+  }
+
+  /**
+   * Runs one ioredis command; a failure becomes an {@link AccessTokenCacheError}. ioredis attaches
+   * the command and its arguments (`SET <key> <token> EX …`) to reply errors, so its error is
+   * never passed on: only its message (with `secrets` taken out, should Redis quote one).
+   */
+  private async run<T>(operation: string, secrets: readonly string[], command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (err) {
+      const why = withoutSecrets(err instanceof Error ? err.message : String(err), secrets);
+      throw new AccessTokenCacheError(operation, `access_token cache: Redis failed ${operation} on ${this.key}: ${why}`, {
+        cause: scrubbedError(err, secrets),
+      });
+    }
   }
 }
 
@@ -123,6 +164,7 @@ export class SharedAccessToken {
    * A valid token.
    * @throws {WeChatApiError} when fetching fails, or (`transient`) when another process holds the
    *   lock for longer than `waitMs` without storing a token.
+   * @throws {AccessTokenCacheError} (from a {@link RedisAccessTokenCache}) when Redis fails.
    */
   async get(): Promise<string> {
     const cached = await this.options.cache.get();
@@ -133,7 +175,10 @@ export class SharedAccessToken {
     return this.inflight;
   }
 
-  /** Forgets `token` after WeChat refused it (errcode 40001, 40014, 42001); the next `get()` fetches anew. */
+  /**
+   * Forgets `token` after WeChat refused it (errcode 40001, 40014, 42001); the next `get()` fetches anew.
+   * @throws {AccessTokenCacheError} (from a {@link RedisAccessTokenCache}) when Redis fails.
+   */
   async invalidate(token: string): Promise<void> {
     await this.options.cache.deleteIf(token);
   }

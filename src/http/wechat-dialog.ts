@@ -13,7 +13,6 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pino } from 'pino';
 import { DialogEngine, type EngineLogger } from '../dialog/engine.js';
 import type { Router } from '../dialog/router.js';
 import { MemoryStore } from '../dialog/store/memory-store.js';
@@ -24,6 +23,7 @@ import { CustomerServiceSender } from '../delivery/late-replies.js';
 import { parseEncodingAESKey } from '../wechat/crypto.js';
 import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-service.js';
 import { isReply, text, type Reply } from '../wechat/replies.js';
+import { createLogger } from '../logging.js';
 import { expressRouter } from './express-adapter.js';
 import { createWeChatHandler, type LateReplyOptions } from './wechat-handler.js';
 
@@ -170,7 +170,7 @@ function validate(options: WechatDialogOptions): void {
  */
 export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddleware {
   validate(options);
-  const logger: EngineLogger = options.logger ?? pino();
+  const logger: EngineLogger = options.logger ?? createLogger('info');
   const ownsNoStore = options.store === undefined;
   if (ownsNoStore) logger.warn({}, `no store given: ${IN_PROCESS_STORE_WARNING}; pass store: new RedisStore(…) in production`);
   const store = options.store ?? new MemoryStore();

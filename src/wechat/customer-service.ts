@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { scrubbedError, withoutSecrets } from '../logging.js';
 import { defined, type Reply } from './replies.js';
 
 /** Where WeChat's server API lives. Tests point it at a local fake. */
@@ -124,8 +125,24 @@ export type Fetch = (url: string, init: { method: 'POST'; headers: Record<string
   json(): Promise<unknown>;
 }>;
 
-/** POSTs JSON and returns WeChat's JSON answer; throws {@link WeChatApiError} on `errcode` ≠ 0 or no JSON. */
-async function postJson(fetchImpl: Fetch, url: string, body: unknown, what: string, timeoutMs: number): Promise<Record<string, unknown>> {
+/**
+ * POSTs JSON and returns WeChat's JSON answer; throws {@link WeChatApiError} on `errcode` ≠ 0 or no JSON.
+ *
+ * The URL may hold the access_token (`?access_token=…`) and the body the AppSecret: neither may
+ * reach an error. `fetch` quotes the URL in some of its errors ("Failed to parse URL from …", a URL
+ * with credentials) and Node's URL errors carry it as `input`; a proxy or WeChat may quote the
+ * request in `errmsg` or an HTML page. So every message is passed through {@link withoutSecrets}
+ * with `secrets` (the access_token or the AppSecret of this call), and the `cause` is a
+ * {@link scrubbedError} copy, without the original's other properties.
+ */
+async function postJson(
+  fetchImpl: Fetch,
+  url: string,
+  body: unknown,
+  what: string,
+  timeoutMs: number,
+  secrets: readonly string[],
+): Promise<Record<string, unknown>> {
   let answer: unknown;
   try {
     const response = await fetchImpl(url, {
@@ -138,15 +155,15 @@ async function postJson(fetchImpl: Fetch, url: string, body: unknown, what: stri
     if (response.status >= 500) throw new Error(`HTTP ${response.status}`);
     answer = await response.json();
   } catch (err) {
-    throw new WeChatApiError(`${what}: no answer from WeChat (${err instanceof Error ? err.message : String(err)})`, 'transient', undefined, {
-      cause: err,
-    });
+    const why = withoutSecrets(err instanceof Error ? err.message : String(err), secrets);
+    throw new WeChatApiError(`${what}: no answer from WeChat (${why})`, 'transient', undefined, { cause: scrubbedError(err, secrets) });
   }
   if (typeof answer !== 'object' || answer === null) throw new WeChatApiError(`${what}: WeChat answered no JSON object`, 'transient');
   const result = answer as Record<string, unknown>;
   const errcode = result['errcode'];
   if (typeof errcode === 'number' && errcode !== 0) {
-    throw new WeChatApiError(`${what}: errcode ${errcode} ${String(result['errmsg'] ?? '')}`.trim(), kindOf(errcode), errcode);
+    const errmsg = withoutSecrets(String(result['errmsg'] ?? ''), secrets);
+    throw new WeChatApiError(`${what}: errcode ${errcode} ${errmsg}`.trim(), kindOf(errcode), errcode);
   }
   return result;
 }
@@ -169,7 +186,7 @@ export interface ApiOptions {
  */
 export async function sendCustomMessage(accessToken: string, message: CustomMessage, options: ApiOptions = {}): Promise<void> {
   const url = `${options.baseUrl ?? WECHAT_API_BASE}/cgi-bin/message/custom/send?access_token=${encodeURIComponent(accessToken)}`;
-  await postJson(options.fetch ?? (fetch as Fetch), url, message, 'sending a customer-service message', options.timeoutMs ?? 5000);
+  await postJson(options.fetch ?? (fetch as Fetch), url, message, 'sending a customer-service message', options.timeoutMs ?? 5000, [accessToken]);
 }
 
 /** An access_token and how long it stays valid. */
@@ -189,7 +206,7 @@ export interface AccessToken {
 export async function fetchStableAccessToken(appId: string, secret: string, options: ApiOptions = {}): Promise<AccessToken> {
   const url = `${options.baseUrl ?? WECHAT_API_BASE}/cgi-bin/stable_token`;
   const body = { grant_type: 'client_credential', appid: appId, secret, force_refresh: false };
-  const answer = await postJson(options.fetch ?? (fetch as Fetch), url, body, 'getting the stable access_token', options.timeoutMs ?? 5000);
+  const answer = await postJson(options.fetch ?? (fetch as Fetch), url, body, 'getting the stable access_token', options.timeoutMs ?? 5000, [secret]);
   const { access_token: accessToken, expires_in: expiresIn } = answer;
   if (typeof accessToken !== 'string' || accessToken === '' || typeof expiresIn !== 'number' || !(expiresIn > 0)) {
     throw new WeChatApiError('getting the stable access_token: the answer has no access_token/expires_in', 'transient');
