@@ -133,9 +133,13 @@ export {
   SharedAccessToken,
   MemoryAccessTokenCache,
   RedisAccessTokenCache,
+  AccessTokenCacheError,
   type AccessTokenCache,
   type SharedAccessTokenOptions,
 } from './delivery/access-token.js';
 export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';
 
 // Testing dialogs: see the `wechat-dialog-server/testing` entry (src/testing/index.ts).
+
+// Logging without secrets: the redact paths this server's own logger uses, for a host's logger too
+export { createLogger, LOG_REDACT_PATHS, LOG_REDACT_CENSOR, type LogLevel } from './logging.js';

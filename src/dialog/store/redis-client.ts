@@ -88,7 +88,8 @@ function parseClusterSeedUrl(seedUrl: string): ClusterSeed {
   try {
     url = new URL(seedUrl);
   } catch {
-    throw new RangeError(`the cluster seed must be a redis:// or rediss:// URL such as redis://10.0.0.1:7000, got ${JSON.stringify(seedUrl)}`);
+    // The value is not repeated: it may hold a password.
+    throw new RangeError('the cluster seed must be a redis:// or rediss:// URL such as redis://10.0.0.1:7000 (percent-encode / ? # in a password)');
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new RangeError(`the cluster seed must be a redis:// or rediss:// URL such as redis://10.0.0.1:7000, got protocol ${url.protocol}`);

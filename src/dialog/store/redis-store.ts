@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
+import { scrubbedError } from '../../logging.js';
 import { clusterKeySlot, stateKeyString } from './keys.js';
 import { decodeHandled, decodeState, encodeHandled, encodeState, snapshotOf } from './state-codec.js';
 import {
@@ -431,7 +432,8 @@ export class RedisStore implements DialogStore {
     try {
       return await send();
     } catch (err) {
-      throw new StoreUnavailableError(this.#describeFailure(command, err), { cause: err });
+      // The cause is a copy without ioredis's `command.args`: they hold states, i.e. what users wrote.
+      throw new StoreUnavailableError(this.#describeFailure(command, err), { cause: scrubbedError(err) });
     }
   }
 
