@@ -33,6 +33,19 @@ export interface Config {
   readonly apologyText: string;
   /** `DIALOG_MAX_MESSAGES`: most messages one dialog may receive; one more ends it. @default 100 */
   readonly dialogMaxMessages: number;
+  /**
+   * `REQUEST_MAX_AGE_SECONDS`: the freshness window, in **seconds**: a push whose `timestamp` (or,
+   * encrypted, whose `CreateTime`) is further than this from the server's clock gets 401. `0` turns
+   * the check off (unsafe: one captured signed query string then signs any body forever).
+   * @default 300
+   */
+  readonly requestMaxAgeSeconds: number;
+  /** `EFFECT_TIMEOUT_MS`: how long one `record()` effect may take, in **milliseconds**, unless its call says otherwise. @default 30000 */
+  readonly effectTimeoutMs: number;
+  /** `STATE_CACHE_BYTES`: the per-process budget of the cache of committed states, in **bytes**; `0` turns it off. @default 67108864 (64 MiB) */
+  readonly stateCacheBytes: number;
+  /** `MEMORY_STORE_MAX_ENTRIES`: most entries the in-process store holds (without `REDIS_URL`). @default 100000 */
+  readonly memoryStoreMaxEntries: number;
   /** `WEB_CONCURRENCY`: how many server processes to run (Node's cluster module); > 1 needs Redis. @default 1 */
   readonly webConcurrency: number;
   /**
@@ -116,6 +129,10 @@ const schema = z.object({
       .default('wechat-dialog:'),
   ),
   DIALOG_MAX_MESSAGES: z.preprocess(emptyAsUndefined, integer(1, 10_000).default(100)),
+  REQUEST_MAX_AGE_SECONDS: z.preprocess(emptyAsUndefined, integer(0, 86_400).default(300)),
+  EFFECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, integer(1, 2_147_483_647).default(30_000)),
+  STATE_CACHE_BYTES: z.preprocess(emptyAsUndefined, integer(0, 2 ** 40).default(64 * 1024 * 1024)),
+  MEMORY_STORE_MAX_ENTRIES: z.preprocess(emptyAsUndefined, integer(1, 100_000_000).default(100_000)),
   WEB_CONCURRENCY: z.preprocess(emptyAsUndefined, integer(1, 64).default(1)),
   WECHAT_APPID: z.preprocess(
     emptyAsUndefined,
@@ -268,6 +285,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         ? undefined
         : { appId: e.WECHAT_APPID, appSecret: e.WECHAT_APPSECRET, deadlineMs: e.REPLY_DEADLINE_MS, apiBase: e.WECHAT_API_BASE },
     dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
+    requestMaxAgeSeconds: e.REQUEST_MAX_AGE_SECONDS,
+    effectTimeoutMs: e.EFFECT_TIMEOUT_MS,
+    stateCacheBytes: e.STATE_CACHE_BYTES,
+    memoryStoreMaxEntries: e.MEMORY_STORE_MAX_ENTRIES,
     webConcurrency: e.WEB_CONCURRENCY,
     logLevel: e.LOG_LEVEL,
   };

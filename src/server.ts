@@ -68,7 +68,7 @@ export function redactUrl(url: string): string {
 function createStore(config: Config, logger: Logger): DialogStore {
   if (config.redisUrl === undefined) {
     logger.info(`REDIS_URL is not set: ${IN_PROCESS_STORE_WARNING}`);
-    return new MemoryStore();
+    return new MemoryStore({ maxEntries: config.memoryStoreMaxEntries, logger });
   }
   const onError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
   if (config.redisCluster) {
@@ -138,6 +138,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
     ttlSeconds: config.dialogTtlSeconds,
     maxMessages: config.dialogMaxMessages,
     apology: config.apologyText,
+    maxAgeSeconds: config.requestMaxAgeSeconds,
+    effectTimeoutMs: config.effectTimeoutMs,
+    cacheBytes: config.stateCacheBytes,
     ...(config.security === undefined
       ? {}
       : {

@@ -141,3 +141,31 @@ describe('security mode variables', () => {
     expect(() => loadConfig({ ...TOKEN, ...env })).toThrow(message);
   });
 });
+
+describe('freshness, effect timeout and memory settings', () => {
+  it('default to a 300 s window, 30 s effects, a 64 MiB state cache and 100 000 in-process entries', () => {
+    expect(loadConfig(TOKEN)).toMatchObject({
+      requestMaxAgeSeconds: 300,
+      effectTimeoutMs: 30_000,
+      stateCacheBytes: 64 * 1024 * 1024,
+      memoryStoreMaxEntries: 100_000,
+    });
+  });
+
+  it('take their variables; REQUEST_MAX_AGE_SECONDS=0 (no check) and STATE_CACHE_BYTES=0 (no cache) are allowed', () => {
+    const config = loadConfig({ ...TOKEN, REQUEST_MAX_AGE_SECONDS: '0', EFFECT_TIMEOUT_MS: '2500', STATE_CACHE_BYTES: '0', MEMORY_STORE_MAX_ENTRIES: '10' });
+    expect(config).toMatchObject({ requestMaxAgeSeconds: 0, effectTimeoutMs: 2500, stateCacheBytes: 0, memoryStoreMaxEntries: 10 });
+  });
+
+  it.each([
+    ['REQUEST_MAX_AGE_SECONDS', '-1'],
+    ['REQUEST_MAX_AGE_SECONDS', '5m'],
+    ['EFFECT_TIMEOUT_MS', '0'],
+    ['MEMORY_STORE_MAX_ENTRIES', '0'],
+    ['STATE_CACHE_BYTES', 'lots'],
+  ])('refuses %s=%j with one line naming it', (variable, value) => {
+    const err = configError({ ...TOKEN, [variable]: value });
+    expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(new RegExp(`^${variable} must be a whole number`));
+  });
+});

@@ -13,7 +13,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DialogEngine, type EngineLogger } from '../dialog/engine.js';
+import { DEFAULT_HANDLED_TTL_SECONDS, DialogEngine, type EngineLogger } from '../dialog/engine.js';
 import type { Router } from '../dialog/router.js';
 import { MemoryStore } from '../dialog/store/memory-store.js';
 import { RedisStore } from '../dialog/store/redis-store.js';
@@ -25,7 +25,7 @@ import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-serv
 import { isReply, text, type Reply } from '../wechat/replies.js';
 import { createLogger } from '../logging.js';
 import { expressRouter } from './express-adapter.js';
-import { createWeChatHandler, type LateReplyOptions } from './wechat-handler.js';
+import { createWeChatHandler, DEFAULT_MAX_AGE_SECONDS, type LateReplyOptions } from './wechat-handler.js';
 
 /** Options of {@link wechatDialog}. Every field but `token` and `router` is optional. */
 export interface WechatDialogOptions {
@@ -49,6 +49,19 @@ export interface WechatDialogOptions {
   readonly logger?: EngineLogger;
   /** Largest accepted POST body, in **bytes**; larger gets 413. @default 65536 (64 KiB) */
   readonly bodyLimitBytes?: number;
+  /**
+   * The freshness window, in **seconds**: a push whose `timestamp` (or, encrypted, whose
+   * `CreateTime`) is further than this from the server's clock gets 401. Handled messages are
+   * remembered for twice as long (at least 600 s), so a replay within the window gets the first
+   * reply and runs nothing. `0` turns the check off: unsafe, since in plaintext mode one captured
+   * signed query string then signs any body forever (protocol README §1.2).
+   * @default 300
+   */
+  readonly maxAgeSeconds?: number;
+  /** How long one `record()` effect may take, in **milliseconds**, unless its call sets `timeoutMs`. @default 30000 */
+  readonly effectTimeoutMs?: number;
+  /** The per-process budget of the cache of committed states, in **bytes** (`0`: no cache). @default 67108864 (64 MiB) */
+  readonly cacheBytes?: number;
   /** The account's AppID (开发者ID): needed by security mode (`encodingAESKey`) and late replies (`appSecret`). */
   readonly appId?: string;
   /**
@@ -150,6 +163,10 @@ function validate(options: WechatDialogOptions): void {
     fail('requireEncryption', 'needs appId and encodingAESKey: without them nothing can be decrypted');
   }
   if (options.appSecret !== undefined && options.appId === undefined) fail('appSecret', 'needs appId: the access_token is fetched for that AppID');
+  const maxAge = options.maxAgeSeconds;
+  if (maxAge !== undefined && !(Number.isSafeInteger(maxAge) && maxAge >= 0 && maxAge <= 86_400)) {
+    fail('maxAgeSeconds', 'must be a whole number of seconds from 0 (no check: unsafe) to 86400');
+  }
   const deadline = options.replyDeadlineMs;
   if (deadline !== undefined && !(Number.isInteger(deadline) && deadline >= 100 && deadline <= 4_900)) {
     fail('replyDeadlineMs', 'must be a whole number of milliseconds from 100 to 4900 (WeChat waits 5 s)');
@@ -173,11 +190,16 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
   const logger: EngineLogger = options.logger ?? createLogger('info');
   const ownsNoStore = options.store === undefined;
   if (ownsNoStore) logger.warn({}, `no store given: ${IN_PROCESS_STORE_WARNING}; pass store: new RedisStore(…) in production`);
-  const store = options.store ?? new MemoryStore();
+  const store = options.store ?? new MemoryStore({ logger });
   const apology = options.apology === undefined ? undefined : typeof options.apology === 'string' ? text(options.apology) : options.apology;
+  const maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
   const engine = new DialogEngine({
     router: options.router,
     store,
+    // A request is accepted up to maxAgeSeconds from its timestamp either way: remember for both sides.
+    handledTtlSeconds: Math.max(DEFAULT_HANDLED_TTL_SECONDS, 2 * maxAgeSeconds),
+    ...(options.effectTimeoutMs === undefined ? {} : { effectTimeoutMs: options.effectTimeoutMs }),
+    ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
     logger,
     ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
     ...(options.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
@@ -190,6 +212,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
     token: options.token,
     engine,
     logger,
+    maxAgeSeconds,
     ...(lateReplies === undefined ? {} : { lateReplies }),
     ...(appId === undefined || encodingAESKey === undefined
       ? {}

@@ -183,6 +183,7 @@ describe('wechatDialog options', () => {
     [{ appSecret: '0123456789abcdef' }, 'appSecret', /needs appId/],
     [{ requireEncryption: true }, 'requireEncryption', /needs appId and encodingAESKey/],
     [{ appId: 'wx1', appSecret: '0123456789abcdef', replyDeadlineMs: 6000 }, 'replyDeadlineMs', /100 to 4900/],
+    [{ maxAgeSeconds: -5 }, 'maxAgeSeconds', /from 0 \(no check: unsafe\) to 86400/],
   ] as Array<[Record<string, unknown>, string, RegExp]>)('%j is refused with an error naming the option', (bad, option, message) => {
     const build = () => wechatDialog({ token: TOKEN, router, logger: pino({ level: 'silent' }), ...bad } as Parameters<typeof wechatDialog>[0]);
     expect(build).toThrow(WechatDialogOptionsError);
