@@ -26,7 +26,8 @@ export type MessageParseErrorCode =
   | 'ATTRIBUTE_FORBIDDEN' // an element with an attribute (WeChat sends none)
   | 'NOT_A_MESSAGE' // root is not <xml>, no MsgType, or an event without Event
   | 'MISSING_FIELD' // a field the doc says is always present is absent
-  | 'INVALID_FIELD'; // a field is repeated, has child elements, or has the wrong format
+  | 'INVALID_FIELD' // a field is repeated, has child elements, or has the wrong format
+  | 'INVALID_ID'; // ToUserName or FromUserName is not 1 to 64 letters, digits, _ or -
 
 /**
  * Thrown by {@link parseMessage}. The message names the problem (`"MsgType is missing: not a WeChat
@@ -171,12 +172,26 @@ const EVENT_BY_LOWER_CASE = new Map(Object.keys(EVENT_FIELDS).map((e) => [e.toLo
 
 const MSG_ID = /^\d{1,20}$/;
 
+/**
+ * What `ToUserName` and `FromUserName` must be: 1 to 64 ASCII letters, digits, `_` and `-`.
+ *
+ * WeChat's ids are made of those characters: an openid is 28 of them in practice (protocol README
+ * §2.2, "Common fields"; wechatpy's `client/api/message.py` checks `OPENID_RE = ^[\w\-]{28}$`
+ * before sending to one), and an account's original id is `gh_` and 12 more (hex digits in every
+ * example). The length is left loose, 1 to 64, for other kinds of ids and for test fixtures (the
+ * sandbox test account, mini programs, unionid-style ids of 29); the characters are not (ASCII only,
+ * where Python's `\w` also takes other scripts), because the ids become storage keys
+ * (`{account:openid}`, a Redis Cluster hash tag) and a reply's address: with `:`, `{` or `}`
+ * allowed, `gh_a` + `oX:oY` and `gh_a:oX` + `oY` would share one key, and braces in an openid would
+ * move its key to another slot.
+ */
+const WECHAT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** Format checks for required fields: a predicate and what it expects, for the error message. */
 interface Format {
   readonly test: (value: string) => boolean;
   readonly expected: string;
 }
-const NON_EMPTY: Format = { test: (v) => v !== '', expected: 'a non-empty string' };
 const SECONDS: Format = { test: (v) => /^\d{1,12}$/.test(v), expected: 'Unix seconds (1 to 12 digits)' };
 const ID: Format = { test: (v) => MSG_ID.test(v), expected: 'a 64-bit id (1 to 20 digits)' };
 /** Formats of typed fields, by element name (the job-finish events' `MsgID` is a 64-bit id like `MsgId`). */
@@ -203,6 +218,8 @@ type Element = Readonly<Record<string, unknown>>;
  *   if an element has an attribute (WeChat sends none; refusing them is what lets the check above
  *   see every declaration, see `findForbiddenMarkup` in `xml.ts`); `NOT_XML` if not well-formed;
  *   `NOT_A_MESSAGE` if the root is not `<xml>`, `MsgType` is missing, or an event has no `Event`;
+ *   `INVALID_ID` if `ToUserName` or `FromUserName` is not 1 to 64 ASCII letters, digits, `_` or `-`
+ *   (WeChat's ids are; protocol README §2.2, wechatpy `client/api/message.py`; `field` names which);
  *   `MISSING_FIELD` / `INVALID_FIELD` for an absent or malformed field (`field` names it with its
  *   path, e.g. `SendLocationInfo.Label`).
  */
@@ -212,8 +229,8 @@ export function parseMessage(xml: string): InboundMessage {
   if (!msgType) throw new MessageParseError('NOT_A_MESSAGE', 'MsgType is missing: not a WeChat message', { field: 'MsgType' });
   const kind = `MsgType=${msgType.slice(0, 40)}`;
   const base = {
-    ToUserName: required(root, 'ToUserName', kind, NON_EMPTY),
-    FromUserName: required(root, 'FromUserName', kind, NON_EMPTY),
+    ToUserName: wechatId(root, 'ToUserName', kind),
+    FromUserName: wechatId(root, 'FromUserName', kind),
     CreateTime: Number(required(root, 'CreateTime', kind, SECONDS)),
   };
 
@@ -387,6 +404,16 @@ function required(element: Element, name: string, kind: string, format?: Format,
   if (value === undefined) throw new MessageParseError('MISSING_FIELD', `${field} is missing (required in a ${kind} push)`, { field });
   if (format && !format.test(value)) {
     throw new MessageParseError('INVALID_FIELD', `${field} "${value.slice(0, 40)}" is not ${format.expected}`, { field });
+  }
+  return value;
+}
+
+/** `ToUserName` or `FromUserName`: absent → MISSING_FIELD, not in WeChat's format ({@link WECHAT_ID}) → INVALID_ID. */
+function wechatId(root: Element, name: 'ToUserName' | 'FromUserName', kind: string): string {
+  const value = required(root, name, kind);
+  if (!WECHAT_ID.test(value)) {
+    const shown = value.length > 40 ? `${JSON.stringify(value.slice(0, 40)).slice(0, -1)}…" (${value.length} characters)` : JSON.stringify(value);
+    throw new MessageParseError('INVALID_ID', `${name} ${shown} is not a WeChat id: 1 to 64 letters, digits, _ or -`, { field: name });
   }
   return value;
 }

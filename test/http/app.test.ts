@@ -150,6 +150,78 @@ describe.each(storeFactories())('HTTP app on $name', (factory) => {
     });
   });
 
+  describe('ids not in WeChat\'s format (issue 10, item 6)', () => {
+    /** Every store method the app calls, by name: a refused push must call none. */
+    const calls: string[] = [];
+    let spied: TestServer;
+    beforeAll(async () => {
+      const target = store.store;
+      const spy = new Proxy(target, {
+        get(object, property) {
+          const value: unknown = Reflect.get(object, property, object);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.push(String(property));
+            return (value as (...a: unknown[]) => unknown).apply(object, args);
+          };
+        },
+      });
+      spied = await serveDialogs(router, spy, 60);
+    });
+    afterAll(async () => {
+      await spied?.close();
+    });
+    const postTo = (body: string) =>
+      fetch(`${spied.url}/wechat${signedQuery()}`, { method: 'POST', headers: { 'content-type': 'text/xml' }, body });
+    const push = (to: string, from: string) =>
+      messageXml({ ToUserName: to, FromUserName: from, CreateTime: Math.floor(Date.now() / 1000), MsgType: 'text', Content: 'count', MsgId: '7300000000000000001' });
+
+    it.each([
+      ['a colon', `${openid}:x`],
+      ['an opening brace', `{${openid}`],
+      ['a closing brace', `${openid}}`],
+      ['braces', `{${openid}}`],
+      ['a space', `${openid} x`],
+      ['nothing', ''],
+      ['65 characters', 'o'.repeat(65)],
+    ])('a FromUserName or ToUserName with %s gets 400 and touches no state', async (_name, id) => {
+      for (const [body, field] of [
+        [push(ACCOUNT, id), 'FromUserName'],
+        [push(id, openid), 'ToUserName'],
+      ] as const) {
+        calls.length = 0;
+        const response = await postTo(body);
+        expect(response.status).toBe(400);
+        expect(await response.text()).toMatch(new RegExp(`^not a WeChat message: ${field} .* is not a WeChat id`));
+        expect(calls).toEqual([]);
+      }
+      await expectStateUnchanged();
+    });
+
+    it('of the pairs that would share a key, gh_a + oX:oY and gh_a:oX + oY, neither is accepted', async () => {
+      for (const body of [push('gh_a', 'oX:oY'), push('gh_a:oX', 'oY')]) {
+        calls.length = 0;
+        expect((await postTo(body)).status).toBe(400);
+        expect(calls).toEqual([]);
+      }
+      await expectStateUnchanged();
+    });
+
+    it('ids of 1 and 64 characters with _ and - are WeChat ids: the push is handled', async () => {
+      for (const [to, from] of [
+        ['g', 'u'],
+        [`gh_${'a'.repeat(61)}`, `o-_${'9'.repeat(61)}`],
+      ] as const) {
+        calls.length = 0;
+        const response = await postTo(push(to, from));
+        expect(response.status).toBe(200);
+        expect(parseReply(await response.text())).toMatchObject({ ToUserName: from, FromUserName: to, Content: 'count 0' });
+        expect(calls.length).toBeGreaterThan(0);
+        await store.store.delete({ account: to, openid: from });
+      }
+    });
+  });
+
   describe('oversize bodies', () => {
     it('a body over 64 KiB gets 413 and touches no state', async () => {
       const response = await post(textXml(openid, 'y'.repeat(70 * 1024)));

@@ -581,8 +581,6 @@ describe('rejections', () => {
   });
 
   it.each([
-    ['empty FromUserName', push('<MsgType>text</MsgType>').replace(FROM, '<FromUserName><![CDATA[]]></FromUserName>'), 'FromUserName'],
-    ['empty ToUserName', push('<MsgType>text</MsgType>').replace(TO, '<ToUserName></ToUserName>'), 'ToUserName'],
     ['CreateTime in ms? no: 13 digits', textPush('x').replace('1700000000', '1700000000000'), 'CreateTime'],
     ['negative CreateTime', textPush('x').replace('1700000000', '-1'), 'CreateTime'],
     ['decimal CreateTime', textPush('x').replace('1700000000', '1700000000.5'), 'CreateTime'],
@@ -601,6 +599,70 @@ describe('rejections', () => {
   ])('%s → INVALID_FIELD', (_label, xml, field) => {
     const err = expectCode(xml, 'INVALID_FIELD');
     expect(err.field).toBe(field);
+  });
+
+  describe("ids in WeChat's format (issue 10, item 6; protocol README §2.2)", () => {
+    const withIds = (to: string, from: string) =>
+      `<xml><ToUserName><![CDATA[${to}]]></ToUserName><FromUserName><![CDATA[${from}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>x</Content><MsgId>1</MsgId></xml>`;
+
+    it.each([
+      ['gh_0123456789ab', 'oUser000000000000000000000001'],
+      ['gh_e136c6e50636', 'o6_bmjrPTlm6_2sgVt7hMZOPfL2M'], // the openid of the official docs' examples
+      ['gh_a', 'oX-_9'],
+      ['g', 'u'],
+      ['gh_' + 'a'.repeat(61), 'o'.repeat(64)],
+      ['wx0123456789abcdef', 'ozy4qt5QUADNXORxCVipKMV9dss0'],
+    ])('ToUserName %s and FromUserName %s are accepted', (to, from) => {
+      expect(parseMessage(withIds(to, from))).toMatchObject({ ToUserName: to, FromUserName: from });
+    });
+
+    const bad: Array<[string, string]> = [
+      ['a colon', 'oX:oY'],
+      ['an opening brace', 'o{X'],
+      ['a closing brace', 'oX}'],
+      ['braces (a Redis Cluster hash tag)', '{oX}'],
+      ['a space', 'oX oY'],
+      ['a leading space', ' oX'],
+      ['a trailing newline', 'oX\n'],
+      ['a tab', 'oX\toY'],
+      ['nothing', ''],
+      ['65 characters', 'o'.repeat(65)],
+      ['a dot', 'oX.oY'],
+      ['an @', 'oX@oY'],
+      ['a slash', 'oX/oY'],
+      ['an asterisk', 'oX*'],
+      ['a Chinese character', 'o用户'],
+      ['a full-width letter', 'oＡ'],
+      ['a NUL', 'oX\u0000'],
+      ['an entity reference that decodes to a colon', 'oX&#58;oY'],
+    ];
+    it.each(bad)('a FromUserName with %s → INVALID_ID naming FromUserName', (_name, id) => {
+      const xml = id.includes('&') ? withIds('gh_0123456789ab', 'x').replace('<![CDATA[x]]>', id) : withIds('gh_0123456789ab', id);
+      const err = expectCode(xml, 'INVALID_ID');
+      expect(err.field).toBe('FromUserName');
+      expect(err.message).toMatch(/^FromUserName .* is not a WeChat id: 1 to 64 letters, digits, _ or -$/);
+    });
+    it.each(bad)('a ToUserName with %s → INVALID_ID naming ToUserName', (_name, id) => {
+      const xml = id.includes('&') ? withIds('x', 'oUser000000000000000000000001').replace('<![CDATA[x]]>', id) : withIds(id, 'oUser000000000000000000000001');
+      const err = expectCode(xml, 'INVALID_ID');
+      expect(err.field).toBe('ToUserName');
+    });
+
+    it('the pairs that would share a state key are both refused: gh_a + oX:oY and gh_a:oX + oY', () => {
+      expect(expectCode(withIds('gh_a', 'oX:oY'), 'INVALID_ID').field).toBe('FromUserName');
+      expect(expectCode(withIds('gh_a:oX', 'oY'), 'INVALID_ID').field).toBe('ToUserName');
+    });
+
+    it('ids are checked in every kind of push: events, unknown events, unknown message types', () => {
+      for (const inner of ['<MsgType>event</MsgType><Event>subscribe</Event>', '<MsgType>event</MsgType><Event>future_event</Event>', '<MsgType>file</MsgType>']) {
+        expect(expectCode(push(inner).replace(FROM, '<FromUserName>oX:oY</FromUserName>'), 'INVALID_ID').field).toBe('FromUserName');
+      }
+    });
+
+    it('the message shows a long id shortened, and never more than 40 characters of it', () => {
+      const err = expectCode(withIds('gh_0123456789ab', 'o'.repeat(100)), 'INVALID_ID');
+      expect(err.message).toBe(`FromUserName "${'o'.repeat(40)}…" (100 characters) is not a WeChat id: 1 to 64 letters, digits, _ or -`);
+    });
   });
 
   it('element names fast-xml-parser refuses (prototype pollution guard) → INVALID_FIELD', () => {

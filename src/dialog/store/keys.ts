@@ -5,6 +5,9 @@
  */
 import type { StateKey } from './store.js';
 
+/** Characters that would make two (account, openid) pairs share a key, or move a key's hash tag. */
+const KEY_BREAKING = /[{}:]/;
+
 /**
  * The storage key of one user's dialog state: `${prefix}{${account}:${openid}}`,
  * e.g. `wechat-dialog:state:{gh_123456789abc:oABCD1234}`.
@@ -14,16 +17,28 @@ import type { StateKey } from './store.js';
  * a store adds for the same user's dialog, whatever its prefix — lands in the same slot, and a Lua
  * script or MULTI may touch them together. On a single Redis the braces are ordinary characters.
  *
- * Account ids (`gh_…`) and openids are made of letters, digits, `_` and `-`, so the key is
- * unambiguous and the tag is exactly `account:openid`.
+ * Account ids (`gh_…`) and openids are made of letters, digits, `_` and `-` (protocol README §2.2;
+ * `parseMessage` refuses any other `ToUserName`/`FromUserName` with `INVALID_ID`), so the key is
+ * unambiguous and the tag is exactly `account:openid`. As a second guard, an account or openid
+ * holding `{`, `}` or `:` is refused here: `gh_a` + `oX:oY` and `gh_a:oX` + `oY` would share one
+ * key, and a brace would change which part Redis Cluster hashes (another slot than the user's other
+ * keys).
  *
  * @param prefix - prepended verbatim, e.g. `wechat-dialog:state:`; it separates applications or
  *   environments sharing one Redis. Should not contain `{`.
  * @param key - whose state.
+ * @throws {RangeError} if `key.account` or `key.openid` contains `{`, `}` or `:`.
  */
 export function stateKeyString(prefix: string, key: StateKey): string {
+  for (const part of ['account', 'openid'] as const) {
+    const value = key[part];
+    if (KEY_BREAKING.test(value)) {
+      throw new RangeError(`the ${part} ${JSON.stringify(value.slice(0, 40))} contains "{", "}" or ":": it cannot be part of a state key`);
+    }
+  }
   return `${prefix}{${key.account}:${key.openid}}`;
 }
+
 
 /** Redis Cluster has 16384 hash slots. */
 const CLUSTER_SLOTS = 16_384;
