@@ -8,6 +8,10 @@
  * wechat-dialog chat --url http://127.0.0.1:3000/wechat --token <token>
  *                                                    the same chat with a running server, over HTTP
  * wechat-dialog healthcheck                          exit 0 when the local server answers a signed handshake
+ * wechat-dialog state show <openid> [--account gh_…] [--contents]
+ *                                                    that user's dialog state in Redis (docs/operations.md)
+ * wechat-dialog state reset <openid> [--account gh_…]
+ *                                                    delete it: the user's next message is routed afresh
  * ```
  *
  * @module
@@ -19,6 +23,7 @@ import { healthcheck } from './healthcheck.js';
 import { RouterModuleError } from './load-router.js';
 import { remoteChatOptionsProblem, type RemoteChatOptions } from './remote-chat.js';
 import { serve } from './serve.js';
+import { state } from './state.js';
 
 const USAGE = `usage: wechat-dialog <command> [options]
 
@@ -36,6 +41,13 @@ commands:
                                  --router is ignored with --url.
   healthcheck                    exit 0 when the server on this machine (PORT, WECHAT_PATH)
                                  answers a signed GET handshake, 1 otherwise
+  state show <openid>            print that user's dialog state in Redis: dialog, version, ended,
+       [--account <gh_id>]       messages and effects (counts), TTL, newest handled CreateTime;
+       [--contents]              --contents also prints the messages (what the user wrote)
+  state reset <openid>           delete that user's dialog state (the memory of handled messages
+       [--account <gh_id>]       stays, against replays); their next message is routed afresh.
+                                 Settings as for serve (REDIS_URL, REDIS_CLUSTER, REDIS_KEY_PREFIX);
+                                 --account is needed when the openid has a state on several accounts
 
 <module> is a JavaScript module exporting the router table (export const router = createRouter(...)),
 relative to the working directory. A TypeScript one needs tsx: npx tsx <this command> ...`;
@@ -67,6 +79,12 @@ const CHAT_OPTIONS = {
   'aes-key': { type: 'string' },
   appid: { type: 'string' },
   account: { type: 'string' },
+} as const;
+
+/** The options of `state`: `--account` (the ToUserName), `--contents` (show the messages). */
+const STATE_OPTIONS = {
+  account: { type: 'string' },
+  contents: { type: 'boolean' },
 } as const;
 
 /** `chat --url`'s options, checked: a bad combination is a usage error (exit 2). */
@@ -101,11 +119,13 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${version()}\n`);
     return;
   }
-  let values: { router?: string; openid?: string; url?: string; token?: string; 'aes-key'?: string; appid?: string; account?: string };
+  let values: { router?: string; openid?: string; url?: string; token?: string; 'aes-key'?: string; appid?: string; account?: string; contents?: boolean };
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: [...rest],
-      options: command === 'chat' ? CHAT_OPTIONS : command === 'serve' ? { router: { type: 'string' } } : {},
+      options: command === 'chat' ? CHAT_OPTIONS : command === 'serve' ? { router: { type: 'string' } } : command === 'state' ? STATE_OPTIONS : {},
+      allowPositionals: command === 'state',
       strict: true,
     }));
   } catch (err) {
@@ -124,6 +144,16 @@ async function main(argv: readonly string[]): Promise<void> {
       return chat({ router: values.router, ...(values.openid === undefined ? {} : { openid: values.openid }) });
     case 'healthcheck':
       return healthcheck();
+    case 'state': {
+      const [action, openid, ...extra] = positionals;
+      if (action !== 'show' && action !== 'reset') {
+        usageError(action === undefined ? 'state needs an action: state show <openid> or state reset <openid>' : `unknown state action ${action}: show or reset`);
+      }
+      if (openid === undefined) usageError(`state ${action} needs the user's openid: state ${action} <openid> [--account <gh_id>]`);
+      if (extra.length > 0) usageError(`state ${action} takes one openid, got also: ${extra.join(' ')}`);
+      if (action === 'reset' && values.contents === true) usageError('--contents is for state show');
+      return state({ action, openid, ...(values.account === undefined ? {} : { account: values.account }), contents: values.contents === true });
+    }
     default:
       usageError(`unknown command ${command}`);
   }
