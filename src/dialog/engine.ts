@@ -9,6 +9,7 @@ import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { notify, type EngineObserver } from './observer.js';
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, SnapshotCache } from './snapshot-cache.js';
 import { DEFAULT_EFFECT_TIMEOUT_MS, replay } from './replay.js';
 import type { Router } from './router.js';
@@ -57,6 +58,8 @@ export interface EngineOptions {
    * @default 600
    */
   readonly handledTtlSeconds?: number;
+  /** Told about every turn (outcome, duration, replay length) and store error: metrics and turn logs. @default none */
+  readonly observer?: EngineObserver;
   /**
    * How many users' last committed states this process remembers, so that a continuing turn
    * costs one store round trip (the commit) instead of two (read, commit). `0` disables it.
@@ -142,6 +145,7 @@ export class DialogEngine {
   private readonly effectTimeoutMs: number;
   private readonly tooLongReply: Reply;
   private readonly handledTtlSeconds: number;
+  private readonly observer: EngineObserver | undefined;
   private readonly queue = new KeyedQueue();
   private readonly cache: SnapshotCache;
 
@@ -156,6 +160,7 @@ export class DialogEngine {
     this.cache = new SnapshotCache({ maxEntries: options.cacheSize ?? DEFAULT_CACHE_ENTRIES, maxBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES });
     assertTtlSeconds(this.ttlSeconds);
     this.handledTtlSeconds = options.handledTtlSeconds ?? DEFAULT_HANDLED_TTL_SECONDS;
+    this.observer = options.observer;
     assertTtlSeconds(this.handledTtlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
@@ -184,11 +189,28 @@ export class DialogEngine {
   handle(message: InboundMessage, options: { readonly lateAfter?: number } = {}): Promise<TurnResult> {
     const key: StateKey = { account: message.ToUserName, openid: message.FromUserName };
     const id = `${key.account}\u0000${key.openid}`;
-    return this.queue.run(id, () => this.turn(key, id, message, options.lateAfter));
+    return this.queue.run(id, async () => {
+      const startedAt = performance.now();
+      const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
+      const stats: TurnStats = { replayLength: 0, conflicts: 0, repeatedFrom: undefined };
+      const result = await this.turn(key, id, message, options.lateAfter, stats, log);
+      const dialog = result.dialog ?? log.dialog;
+      notify(this.observer?.turnEnded, {
+        openid: log.openid,
+        msgId: log.MsgId,
+        msgType: log.MsgType,
+        dialog,
+        outcome: result.outcome,
+        ...(result.outcome === 'repeated' && stats.repeatedFrom !== undefined ? { repeatedFrom: stats.repeatedFrom } : {}),
+        replayLength: stats.replayLength,
+        durationMs: performance.now() - startedAt,
+        conflicts: stats.conflicts,
+      });
+      return result;
+    });
   }
 
-  private async turn(key: StateKey, id: string, message: InboundMessage, lateAfter?: number): Promise<TurnResult> {
-    const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
+  private async turn(key: StateKey, id: string, message: InboundMessage, lateAfter: number | undefined, stats: TurnStats, log: TurnLog): Promise<TurnResult> {
     const identity = messageIdentity(message);
     let snapshot = this.cache.get(id);
     // A cached view plans without a read only for a message newer than every one remembered (it
@@ -197,9 +219,10 @@ export class DialogEngine {
     let cached = snapshot !== undefined;
     try {
       snapshot ??= await this.store.read(key, identity);
-      if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log);
+      if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log, stats);
       for (let attempt = 1; ; attempt += 1) {
-        const plan = await this.plan(snapshot.state, message, log);
+        stats.replayLength = 0;
+        const plan = await this.plan(snapshot.state, message, log, stats);
         const isLate = (): boolean => lateAfter !== undefined && Date.now() >= lateAfter;
         if (!('next' in plan)) {
           // Writing nothing is only safe to decide on a fresh read, except for a retry: its reply
@@ -207,12 +230,12 @@ export class DialogEngine {
           if (cached && plan.result.outcome !== 'repeated') {
             snapshot = await this.store.read(key, identity);
             cached = false;
-            if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log);
+            if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log, stats);
             continue;
           }
           if (plan.result.outcome === 'repeated' || this.store.remember === undefined) return plan.result;
           const earlier = await this.store.remember(key, this.handledOf(message, identity, isLate() ? null : plan.result.reply));
-          return earlier === undefined ? plan.result : this.repeated(earlier.reply, log);
+          return earlier === undefined ? plan.result : this.repeated(earlier.reply, log, stats);
         }
         const late = isLate();
         const next = late ? deliveredLate(plan.next) : plan.next;
@@ -221,12 +244,13 @@ export class DialogEngine {
         if (commit.handled !== undefined) {
           // Another turn handled this message meanwhile (a WeChat retry on another process).
           this.cache.delete(id);
-          return this.repeated(commit.handled.reply, log);
+          return this.repeated(commit.handled.reply, log, stats);
         }
         this.cache.set(id, commit.snapshot, this.ttlSeconds);
         if (commit.committed) return plan.result;
         snapshot = commit.snapshot;
         cached = false;
+        stats.conflicts += 1;
         if (attempt >= MAX_TURN_ATTEMPTS) {
           throw new StoreUnavailableError(
             `the state changed under ${MAX_TURN_ATTEMPTS} attempts in a row: too many messages of one user at once`,
@@ -238,7 +262,7 @@ export class DialogEngine {
       this.cache.delete(id);
       // A failure planned from this process's memory may be an artefact of a stale view: decide on
       // a fresh read before apologising (the cache entry is gone, so this recurses once at most).
-      if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message, lateAfter);
+      if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message, lateAfter, stats, log);
       return this.fail(key, err, log, snapshot);
     }
   }
@@ -249,7 +273,9 @@ export class DialogEngine {
   }
 
   /** The answer to a message handled already (a WeChat retry, or a replayed request): what it got then. */
-  private repeated(reply: Reply | null, log: TurnLog): TurnResult {
+  private repeated(reply: Reply | null, log: TurnLog, stats: TurnStats): TurnResult {
+    stats.repeatedFrom = 'memory';
+    stats.replayLength = 0;
     this.logger.info(log, 'a message handled already (a WeChat retry or a replayed request): same reply, no dialog run');
     return { reply: reply ?? undefined, outcome: 'repeated' };
   }
@@ -260,14 +286,15 @@ export class DialogEngine {
    * be deleted is kept, ended, for that memory: a WeChat retry that arrives after the user moved on
    * to another dialog still gets its own reply.
    */
-  private async plan(stored: DialogState | undefined, message: InboundMessage, log: TurnLog): Promise<Plan> {
+  private async plan(stored: DialogState | undefined, message: InboundMessage, log: TurnLog, stats: TurnStats): Promise<Plan> {
     const identity = messageIdentity(message);
     const seen = stored?.recent?.find((r) => r.id === identity);
     if (seen !== undefined) {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
+      stats.repeatedFrom = 'state';
       return { result: { reply: seen.reply ?? undefined, outcome: 'repeated' } };
     }
-    const plan = await this.planNew(stored, message, identity, log);
+    const plan = await this.planNew(stored, message, identity, log, stats);
     if (!('next' in plan) || (stored === undefined && plan.next === undefined)) return plan;
     const recent = [...(stored?.recent ?? []), { id: identity, reply: plan.result.reply ?? null }].slice(-RECENT_REPLIES);
     if (plan.next !== undefined) return { result: plan.result, next: { ...plan.next, recent } };
@@ -276,9 +303,9 @@ export class DialogEngine {
   }
 
   /** {@link plan} for a message that is not in `recent`. */
-  private async planNew(stored: DialogState | undefined, message: InboundMessage, identity: string, log: TurnLog): Promise<Plan> {
+  private async planNew(stored: DialogState | undefined, message: InboundMessage, identity: string, log: TurnLog, stats: TurnStats): Promise<Plan> {
     log.dialog = stored?.dialog;
-    const retried = stored === undefined ? undefined : await this.replayRetry(stored, identity);
+    const retried = stored === undefined ? undefined : await this.replayRetry(stored, identity, stats);
     if (retried !== undefined) {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
       return { result: retried };
@@ -292,6 +319,7 @@ export class DialogEngine {
         return { result: { reply: this.tooLongReply, outcome: 'ended', dialog: active.name }, next: undefined };
       }
       const messages = [...stored.messages, message];
+      stats.replayLength = messages.length;
       const outcome = await replay(active, messages, stored.effects, contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
       if (outcome.kind === 'waiting') {
         const next = { dialog: active.name, version: active.version, messages, effects: outcome.effects };
@@ -303,10 +331,10 @@ export class DialogEngine {
       }
       this.logger.info({ ...log, dialog: active.name }, 'dialog handed the message back to the router');
       const afresh = this.router.decide(message, false);
-      if (afresh.kind === 'start') return this.start(afresh.dialog, message, true, log);
+      if (afresh.kind === 'start') return this.start(afresh.dialog, message, true, log, stats);
       return { result: { reply: undefined, outcome: 'no-reply' }, next: undefined };
     }
-    if (decision.kind === 'start') return this.start(decision.dialog, message, stored !== undefined, log);
+    if (decision.kind === 'start') return this.start(decision.dialog, message, stored !== undefined, log, stats);
     // No reply. A state that cannot be resumed (unknown dialog, changed version) goes; an
     // interrupting route ends the active dialog; otherwise the state stays as it is.
     const drop = stored !== undefined && stored.ended !== true && (active === undefined || (decision.kind === 'no-reply' && decision.endsActive));
@@ -318,12 +346,14 @@ export class DialogEngine {
    * If the message with `identity` is one `stored` already has (a WeChat retry), the reply it got: the dialog
    * replayed up to it. `undefined` when it is a new message, or the state cannot be replayed.
    */
-  private async replayRetry(stored: DialogState, identity: string): Promise<TurnResult | undefined> {
+  private async replayRetry(stored: DialogState, identity: string, stats: TurnStats): Promise<TurnResult | undefined> {
     const index = stored.messages.findIndex((m) => messageIdentity(m) === identity);
     if (index === -1) return undefined;
     const dialog = this.router.dialog(stored.dialog);
     if (dialog === undefined || dialog.version !== stored.version) return undefined;
     const messages = stored.messages.slice(0, index + 1);
+    stats.replayLength = messages.length;
+    stats.repeatedFrom = 'state';
     const outcome = await replay(dialog, messages, stored.effects, contextOf(messages), { prefix: true, effectTimeoutMs: this.effectTimeoutMs });
     if (outcome.kind === 'handed-back') return { reply: undefined, outcome: 'no-reply', dialog: dialog.name };
     return { reply: outcome.reply, outcome: 'repeated', dialog: dialog.name };
@@ -347,9 +377,10 @@ export class DialogEngine {
   }
 
   /** Starts `dialog` with `message`; `replacing`: a state exists and is to be replaced or removed. */
-  private async start(dialog: Dialog, message: InboundMessage, replacing: boolean, log: TurnLog): Promise<Plan> {
+  private async start(dialog: Dialog, message: InboundMessage, replacing: boolean, log: TurnLog, stats: TurnStats): Promise<Plan> {
     log.dialog = dialog.name;
     const messages = [message];
+    stats.replayLength = 1;
     const outcome = await replay(dialog, messages, [], contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
     if (outcome.kind === 'handed-back') {
       this.logger.warn(
@@ -372,6 +403,7 @@ export class DialogEngine {
 
   private async fail(key: StateKey, err: unknown, log: object, snapshot: Snapshot | undefined): Promise<TurnResult> {
     this.logger.error({ ...log, err }, 'turn failed; the user gets the apology');
+    if (err instanceof StoreUnavailableError) notify(this.observer?.storeError);
     // A dialog that threw loses its state (unless another turn changed it meanwhile); a store
     // failure leaves the state as it was.
     if (snapshot?.state !== undefined && !(err instanceof StoreUnavailableError)) {
@@ -391,6 +423,13 @@ interface TurnLog {
   MsgId: string | undefined;
   MsgType: string;
   dialog?: string | undefined;
+}
+
+/** What a turn measured about itself, for the observer. */
+interface TurnStats {
+  replayLength: number;
+  conflicts: number;
+  repeatedFrom: 'state' | 'memory' | undefined;
 }
 
 /** What a turn will answer, and the state to commit: `next` absent means "write nothing". */

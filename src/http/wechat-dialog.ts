@@ -24,6 +24,8 @@ import { parseEncodingAESKey } from '../wechat/crypto.js';
 import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-service.js';
 import { isReply, text, type Reply } from '../wechat/replies.js';
 import { createLogger } from '../logging.js';
+import type { Metrics } from '../observability/metrics.js';
+import { combineObservers, turnLog } from '../observability/turn-log.js';
 import { expressRouter } from './express-adapter.js';
 import { createWeChatHandler, DEFAULT_MAX_AGE_SECONDS, type LateReplyOptions } from './wechat-handler.js';
 
@@ -62,6 +64,17 @@ export interface WechatDialogOptions {
   readonly effectTimeoutMs?: number;
   /** The per-process budget of the cache of committed states, in **bytes** (`0`: no cache). @default 67108864 (64 MiB) */
   readonly cacheBytes?: number;
+  /**
+   * One `info` line per turn (`msg` `turn`: masked openid, `MsgId`, `MsgType`, dialog, outcome,
+   * replay length, duration in ms; never the content).
+   * @default true
+   */
+  readonly logTurns?: boolean;
+  /**
+   * Prometheus metrics to feed (`createMetrics()`); serve them with `metricsHandler(metrics)`.
+   * @default none
+   */
+  readonly metrics?: Metrics;
   /** The account's AppID (开发者ID): needed by security mode (`encodingAESKey`) and late replies (`appSecret`). */
   readonly appId?: string;
   /**
@@ -198,6 +211,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
     store,
     // A request is accepted up to maxAgeSeconds from its timestamp either way: remember for both sides.
     handledTtlSeconds: Math.max(DEFAULT_HANDLED_TTL_SECONDS, 2 * maxAgeSeconds),
+    observer: combineObservers(options.logTurns === false ? undefined : turnLog(logger), options.metrics?.engine),
     ...(options.effectTimeoutMs === undefined ? {} : { effectTimeoutMs: options.effectTimeoutMs }),
     ...(options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }),
     logger,
@@ -213,6 +227,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
     engine,
     logger,
     maxAgeSeconds,
+    ...(options.metrics === undefined ? {} : { observer: options.metrics.http }),
     ...(lateReplies === undefined ? {} : { lateReplies }),
     ...(appId === undefined || encodingAESKey === undefined
       ? {}
@@ -247,7 +262,17 @@ function createLateReplies(options: WechatDialogOptions, store: DialogStore, pen
   const cache =
     options.accessTokenCache ??
     (store instanceof RedisStore ? new RedisAccessTokenCache(store.client, { keyPrefix: store.keyPrefix, appId }) : new MemoryAccessTokenCache());
-  const token = new SharedAccessToken({ cache, fetchToken: () => fetchStableAccessToken(appId, appSecret, api) });
+  const fetchToken = async () => {
+    try {
+      const fetched = await fetchStableAccessToken(appId, appSecret, api);
+      options.metrics?.accessTokenFetched('ok');
+      return fetched;
+    } catch (err) {
+      options.metrics?.accessTokenFetched('failed');
+      throw err;
+    }
+  };
+  const token = new SharedAccessToken({ cache, fetchToken });
   const sender = new CustomerServiceSender({ token, api });
   const deadlineMs = options.replyDeadlineMs ?? 4_500;
   logger.info(

@@ -24,6 +24,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { DialogEngine, EngineLogger } from '../dialog/engine.js';
+import { notify } from '../dialog/observer.js';
 import { replyLimitWarnings, type Reply } from '../wechat/replies.js';
 import { DecryptError, encryptReply, parseEncodingAESKey, verifyAndDecryptMessage } from '../wechat/crypto.js';
 import { MessageParseError, parseMessage, readEncrypt } from '../wechat/parser.js';
@@ -94,6 +95,31 @@ export interface SecurityOptions {
   readonly required: boolean;
 }
 
+/** Why a request was refused, as {@link HttpObserver.refused} reports it. */
+export type RefusalReason =
+  /** a missing or wrong `signature` (GET or POST) */
+  | 'signature'
+  /** a `timestamp` (or, encrypted, a `CreateTime`) outside the freshness window */
+  | 'age'
+  /** a body that could not be read */
+  | 'body'
+  /** a body over the limit */
+  | 'size'
+  /** an encrypted push with a wrong `msg_signature`, or that could not be decrypted */
+  | 'decryption'
+  /** a plaintext push while encryption is required, or an encrypted one without security mode */
+  | 'mode'
+  /** a body that is not a WeChat message (XML, declarations, fields, ids) */
+  | 'message';
+
+/** What the handler reports, for metrics. Hooks are optional, synchronous, and must not throw (a throw is ignored). */
+export interface HttpObserver {
+  /** A request was refused (4xx). */
+  refused?(reason: RefusalReason): void;
+  /** A late reply's customer-service message was sent, could not be, or the reply cannot be one. */
+  lateReply?(result: 'sent' | 'failed' | 'not-sendable'): void;
+}
+
 /** Options of {@link createWeChatHandler}. */
 export interface HandlerOptions {
   /** The Token (令牌) set in the Official Account console. */
@@ -113,6 +139,8 @@ export interface HandlerOptions {
    * @default 300
    */
   readonly maxAgeSeconds?: number;
+  /** Told about refused requests and late replies (metrics). @default none */
+  readonly observer?: HttpObserver;
   /**
    * Late replies (design.md, "WeChat's clock"): a turn still running `deadlineMs` **milliseconds**
    * after the push arrived is answered `success` at once (WeChat waits 5 s, then retries), and its
@@ -157,7 +185,11 @@ function hasValidSignature(request: WeChatHttpRequest, token: string): boolean {
  * @throws {DecryptError} `BAD_KEY` when an EncodingAESKey in `security` is not 43 letters or digits.
  */
 export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandler {
-  const { token, engine, logger, lateReplies } = options;
+  const { token, engine, logger, lateReplies, observer } = options;
+  const refused = (reason: RefusalReason, response: WeChatHttpResponse): WeChatHttpResponse => {
+    notify(observer?.refused, reason);
+    return response;
+  };
   const now = options.now ?? Date.now;
   const maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
   if (!Number.isSafeInteger(maxAgeSeconds) || maxAgeSeconds < 0) {
@@ -183,7 +215,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
   const verify = (request: WeChatHttpRequest): WeChatHttpResponse => {
     if (!hasValidSignature(request, token)) {
       logger.warn({}, 'GET with a missing or wrong signature: check WECHAT_TOKEN against the console');
-      return plain(401, 'invalid signature');
+      return refused('signature', plain(401, 'invalid signature'));
     }
     const echostr = request.query('echostr');
     if (echostr === undefined) return plain(400, 'echostr is missing');
@@ -194,7 +226,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
     const arrivedAt = performance.now();
     if (!hasValidSignature(request, token)) {
       logger.warn({}, 'POST with a missing or wrong signature: ignored');
-      return plain(401, 'invalid signature');
+      return refused('signature', plain(401, 'invalid signature'));
     }
     const timestamp = request.query('timestamp') ?? '';
     const skew = /^\d{1,12}$/.test(timestamp) ? skewOf(Number(timestamp)) : maxAgeSeconds === 0 ? undefined : Number.NaN;
@@ -203,7 +235,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
         { skewSeconds: Number.isNaN(skew) ? undefined : skew, maxAgeSeconds },
         'push refused: its timestamp is outside the freshness window (a replayed request, or this server\'s clock is off)',
       );
-      return plain(401, 'stale timestamp');
+      return refused('age', plain(401, 'stale timestamp'));
     }
     let body: string;
     try {
@@ -213,7 +245,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
       logger.warn({ status: err.status, reason: err.message }, 'could not read the request body');
       // The rest of the body may still be on the socket; rather than read it (it may be huge), close
       // the connection after the answer so the next request does not start inside this body.
-      return plain(err.status, err.status === 413 ? err.message : 'unreadable body', { Connection: 'close' });
+      return refused(err.status === 413 ? 'size' : 'body', plain(err.status, err.status === 413 ? err.message : 'unreadable body', { Connection: 'close' }));
     }
     const encrypted = request.query('encrypt_type') === 'aes';
     let message;
@@ -222,7 +254,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
       let xml = body;
       if (encrypted) {
         if (security === undefined) {
-          return plain(400, 'encrypted push, but security mode is off: set WECHAT_APPID and WECHAT_ENCODING_AES_KEY');
+          return refused('mode', plain(400, 'encrypted push, but security mode is off: set WECHAT_APPID and WECHAT_ENCODING_AES_KEY'));
         }
         const encrypt = readEncrypt(body);
         const decrypt = (key: Buffer): string =>
@@ -238,24 +270,24 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
         ({ xml, key: replyKey } = withFirstKey(security.keys, decrypt));
       } else if (security?.required === true) {
         logger.warn({}, 'plaintext push refused: WECHAT_REQUIRE_ENCRYPTION is set');
-        return plain(400, 'plaintext push refused: this server requires security mode (encrypt_type=aes)');
+        return refused('mode', plain(400, 'plaintext push refused: this server requires security mode (encrypt_type=aes)'));
       }
       message = parseMessage(xml);
       // Encrypted, CreateTime is covered by the signature too: an old push in a fresh envelope is still old.
       const messageSkew = encrypted ? skewOf(message.CreateTime) : undefined;
       if (messageSkew !== undefined) {
         logger.warn({ skewSeconds: messageSkew, maxAgeSeconds }, 'encrypted push refused: its CreateTime is outside the freshness window');
-        return plain(401, 'stale message');
+        return refused('age', plain(401, 'stale message'));
       }
     } catch (err) {
       if (err instanceof DecryptError) {
         const status = err.code === 'BAD_SIGNATURE' ? 401 : 400;
         logger.warn({ code: err.code, reason: err.message }, 'encrypted push rejected');
-        return plain(status, status === 401 ? 'invalid msg_signature' : `cannot decrypt: ${err.message}`);
+        return refused('decryption', plain(status, status === 401 ? 'invalid msg_signature' : `cannot decrypt: ${err.message}`));
       }
       if (!(err instanceof MessageParseError)) throw err;
       logger.warn({ code: err.code, reason: err.message }, 'POST body is not a WeChat message');
-      return plain(400, `not a WeChat message: ${err.message}`);
+      return refused('message', plain(400, `not a WeChat message: ${err.message}`));
     }
     const remainingMs = lateReplies === undefined ? undefined : lateReplies.deadlineMs - (performance.now() - arrivedAt);
     // With late replies, the engine also learns the deadline, so a retry of a late turn gets `success`, not a second copy.
@@ -264,7 +296,7 @@ export function createWeChatHandler(options: HandlerOptions): WeChatRequestHandl
     if (result === undefined) {
       // Too late for a passive reply (only with lateReplies): answer now, send the reply when the turn ends.
       if (lateReplies !== undefined) {
-        const work = deliverLate(turn, message.FromUserName, lateReplies, logger);
+        const work = deliverLate(turn, message.FromUserName, lateReplies, logger, observer);
         lateReplies.track?.(work);
       }
       return plain(200, SUCCESS_BODY);
@@ -339,14 +371,17 @@ async function deliverLate(
   openid: string,
   late: LateReplyOptions,
   logger: EngineLogger,
+  observer: HttpObserver | undefined,
 ): Promise<void> {
   logger.info({ deadlineMs: late.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
   try {
     const { reply } = await turn;
     if (reply === undefined) return;
     const outcome = await late.send(openid, reply);
+    notify(observer?.lateReply, outcome === 'not-sendable' ? 'not-sendable' : 'sent');
     logger.info({ outcome }, 'late reply delivered as a customer-service message');
   } catch (err) {
+    notify(observer?.lateReply, 'failed');
     logger.warn({ err }, 'a late reply could not be sent as a customer-service message');
   }
 }
