@@ -10,6 +10,7 @@
  *
  * @module
  */
+import pretty from 'pino-pretty';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -53,13 +54,17 @@ export const LOG_REDACT_CENSOR = '[redacted]';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 /**
- * The project's logger: pino at `level`, with {@link LOG_REDACT_PATHS} censored.
+ * The project's logger: pino at `level`, with {@link LOG_REDACT_PATHS} censored. Without a
+ * `destination`: human-readable lines (pino-pretty) when stdout is a terminal, JSON lines
+ * otherwise (a log collector, a file, a pipe).
  * @param level - the lowest level written (`LOG_LEVEL`, `info` by default in the server).
  * @param destination - where the JSON lines go; stdout by default (tests pass a stream to read them).
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = { level, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  if (destination !== undefined) return pino(options, destination);
+  if (process.stdout.isTTY === true) return pino(options, pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' }));
+  return pino(options);
 }
 
 /** What {@link withoutSecrets} puts where a secret was. */
