@@ -16,6 +16,13 @@ export interface Config {
   readonly port: number;
   /** `WECHAT_PATH`: the URL path WeChat posts to. @default '/wechat' */
   readonly path: string;
+  /** `HEALTH_PATH`: the liveness path (`200 ok` while the process serves); not `path`. @default '/healthz' */
+  readonly healthPath: string;
+  /**
+   * `READY_PATH`: the readiness path (`200 ready` when the store answers, `503` otherwise and
+   * during shutdown); neither `path` nor `healthPath`. @default '/readyz'
+   */
+  readonly readyPath: string;
   /** `REDIS_URL`: `redis://` or `rediss://` URL; `undefined` (unset or empty) means the in-process store. */
   readonly redisUrl: string | undefined;
   /**
@@ -105,6 +112,20 @@ const schema = z.object({
       .string()
       .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be a URL path starting with "/", e.g. /wechat')
       .default('/wechat'),
+  ),
+  HEALTH_PATH: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be a URL path starting with "/", e.g. /healthz')
+      .default('/healthz'),
+  ),
+  READY_PATH: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be a URL path starting with "/", e.g. /readyz')
+      .default('/readyz'),
   ),
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
@@ -227,6 +248,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       'WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY: without them nothing can be decrypted',
     );
   }
+  for (const variable of ['HEALTH_PATH', 'READY_PATH'] as const) {
+    if (e[variable] === e.WECHAT_PATH) {
+      throw new ConfigError(variable, `${variable} must differ from WECHAT_PATH (${e.WECHAT_PATH}): set one of them to another path`);
+    }
+  }
+  if (e.READY_PATH === e.HEALTH_PATH) {
+    throw new ConfigError('READY_PATH', `READY_PATH must differ from HEALTH_PATH (${e.HEALTH_PATH}): liveness and readiness answer different questions`);
+  }
   if (e.WEB_CONCURRENCY > 1 && e.REDIS_URL === undefined) {
     throw new ConfigError(
       'WEB_CONCURRENCY',
@@ -266,6 +295,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     host: e.HOST,
     port: e.PORT,
     path: e.WECHAT_PATH,
+    healthPath: e.HEALTH_PATH,
+    readyPath: e.READY_PATH,
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER,
     dialogTtlSeconds: e.DIALOG_TTL_SECONDS,

@@ -143,3 +143,12 @@ export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateRepl
 
 // Logging without secrets: the redact paths this server's own logger uses, for a host's logger too
 export { createLogger, LOG_REDACT_PATHS, LOG_REDACT_CENSOR, type LogLevel } from './logging.js';
+
+// Health and readiness: GET handlers to mount in a host app (`app.get('/readyz', readinessHandler({ store }))`)
+export {
+  healthHandler,
+  readinessHandler,
+  DEFAULT_READINESS_TIMEOUT_MS,
+  type HealthRequestHandler,
+  type ReadinessHandlerOptions,
+} from './http/health.js';

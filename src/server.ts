@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { createServer, type Server } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Router } from './dialog/router.js';
@@ -12,12 +13,16 @@ import { MemoryStore } from './dialog/store/memory-store.js';
 import { RedisStore } from './dialog/store/redis-store.js';
 import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
 import type { DialogStore } from './dialog/store/store.js';
-import { standaloneApp } from './http/app.js';
+import { standaloneApp, type OperationalRoute } from './http/app.js';
+import { healthHandler, readinessHandler } from './http/health.js';
 import { IN_PROCESS_STORE_WARNING, wechatDialog } from './http/wechat-dialog.js';
 
 /** A running server. */
 export interface RunningServer {
-  /** Stops accepting connections, lets requests and late turns in flight finish, then closes the store. */
+  /**
+   * Shuts down: readiness (`READY_PATH`) answers 503 at once; the requests in flight finish; then
+   * the listener closes (idle connections with it), late turns finish, and the store closes.
+   */
   close(): Promise<void>;
 }
 
@@ -64,19 +69,80 @@ export function redactUrl(url: string): string {
   return parsed.href;
 }
 
-/** The dialog store: Redis (or Redis Cluster) with `REDIS_URL`, else this process's memory. */
-function createStore(config: Config, logger: Logger): DialogStore {
+/**
+ * Logs the ups and downs of a Redis connection (an ioredis `Redis` or `Cluster`), from its events:
+ *
+ * - `Redis connection lost` (warn, field `reason`): on the first `close` or `end` after `ready`,
+ *   once per loss; the reason is the last error reported since the connection was ready (see the
+ *   returned function), or `the connection was closed` when there was none;
+ * - `Redis reconnected` (info, field `downMs`: how long it was down, in **milliseconds**): on the
+ *   next `ready`. A client that never got ready before its first `close` (Redis unreachable at
+ *   startup) counts as down since this function was called, and gets this line when it connects.
+ *
+ * Nothing is logged for a `close` or `end` while `isClosing()` is true: the server closes the
+ * client itself on shutdown.
+ *
+ * @param now - the clock, in **milliseconds** (tests pass a fake one).
+ * @returns the function to call with every `'error'` event of the client (the reason of the next loss).
+ */
+export function watchRedisConnection(
+  client: Pick<EventEmitter, 'on'>,
+  logger: Pick<Logger, 'info' | 'warn'>,
+  isClosing: () => boolean,
+  now: () => number = Date.now,
+): (err: Error) => void {
+  const startedAt = now();
+  let ready = false;
+  /** When the connection went down (`undefined`: it is up, or has not failed yet). */
+  let downSince: number | undefined;
+  let lastError: string | undefined;
+  client.on('ready', () => {
+    if (downSince !== undefined) logger.info({ downMs: Math.max(0, now() - downSince) }, 'Redis reconnected');
+    ready = true;
+    downSince = undefined;
+    lastError = undefined;
+  });
+  const lost = (): void => {
+    if (isClosing()) return;
+    if (ready) {
+      ready = false;
+      downSince = now();
+      logger.warn({ reason: lastError ?? 'the connection was closed' }, 'Redis connection lost');
+    } else if (downSince === undefined) {
+      downSince = startedAt; // never connected yet
+    }
+  };
+  client.on('close', lost);
+  client.on('end', lost);
+  return (err) => {
+    lastError = err.message;
+  };
+}
+
+/**
+ * The dialog store: Redis (or Redis Cluster) with `REDIS_URL`, else this process's memory. A Redis
+ * client logs its errors (throttled) and its losses and reconnections ({@link watchRedisConnection}),
+ * except once `isClosing()` is true.
+ */
+function createStore(config: Config, logger: Logger, isClosing: () => boolean): DialogStore {
   if (config.redisUrl === undefined) {
     logger.info(`REDIS_URL is not set: ${IN_PROCESS_STORE_WARNING}`);
     return new MemoryStore({ maxEntries: config.memoryStoreMaxEntries, logger });
   }
-  const onError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
+  const warnError = throttledWarning(logger, 'Redis connection error', CONNECTION_ERROR_LOG_INTERVAL_MS);
+  let noteError: (err: Error) => void = () => {};
+  const onError = (err: Error): void => {
+    noteError(err);
+    warnError(err);
+  };
   if (config.redisCluster) {
     const cluster = createRedisClusterClient(config.redisUrl, { onError });
+    noteError = watchRedisConnection(cluster, logger, isClosing);
     logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis Cluster (seed ${redactUrl(config.redisUrl)})`);
     return new RedisStore({ redis: cluster, keyPrefix: config.redisKeyPrefix });
   }
   const redis = createRedisClient(config.redisUrl, { onError });
+  noteError = watchRedisConnection(redis, logger, isClosing);
   logger.info({ keyPrefix: config.redisKeyPrefix }, `dialog state is kept in Redis at ${redactUrl(config.redisUrl)}`);
   return new RedisStore({ redis, keyPrefix: config.redisKeyPrefix });
 }
@@ -124,12 +190,18 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 
 /**
  * Starts the standalone server: the {@link wechatDialog} middleware for the config, at
- * `config.path` on a bare app, listening on `config.host:config.port`.
+ * `config.path` on a bare app, with liveness at `config.healthPath` and readiness at
+ * `config.readyPath` (see `http/health.ts`), listening on `config.host:config.port`. With Redis, a
+ * first `PING` is sent once listening: if it fails, that is logged once (startup goes on, and
+ * readiness answers 503 until Redis answers).
  * @throws {ListenError} when the port cannot be bound (in use, no permission, address not local);
  *   the store is closed again.
  */
 export async function startServer(config: Config, logger: Logger, options: StartServerOptions): Promise<RunningServer> {
-  const store = createStore(config, logger);
+  /** True from the moment `close()` is called: readiness answers 503, Redis losses are not logged. */
+  let shuttingDown = false;
+  const isShuttingDown = (): boolean => shuttingDown;
+  const store = createStore(config, logger, isShuttingDown);
   const middleware = wechatDialog({
     token: config.token,
     router: options.router,
@@ -164,10 +236,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
       config.security.required ? 'security mode (安全模式): plaintext pushes are refused' : 'security mode (安全模式) or compatible mode (兼容模式): encrypted and plaintext pushes accepted',
     );
   }
-  const server = createServer(standaloneApp(config.path, middleware, logger));
+  const routes: OperationalRoute[] = [
+    { path: config.healthPath, handler: healthHandler() },
+    { path: config.readyPath, handler: readinessHandler({ store, isShuttingDown }) },
+  ];
+  // The responses not yet finished, so that a shutdown can wait for them before closing the
+  // listener; counted before the app sees the request.
+  const inFlight = new Set<ServerResponse>();
+  const server = createServer((_req, res) => {
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
+  server.on('request', standaloneApp(config.path, middleware, logger, routes));
   try {
     await listen(server, config.port, config.host);
   } catch (err) {
+    shuttingDown = true;
     await middleware.close();
     throw err;
   }
@@ -175,13 +259,24 @@ export async function startServer(config: Config, logger: Logger, options: Start
     { host: config.host, port: config.port, path: config.path, dialogTtlSeconds: config.dialogTtlSeconds },
     `listening on http://${config.host}:${config.port}${config.path}`,
   );
+  if (config.redisUrl !== undefined && store.ping !== undefined) {
+    // Not awaited: a Redis that is not there yet must not stop the server (it reconnects by itself).
+    store.ping().catch((err: unknown) => {
+      if (shuttingDown) return;
+      const why = err instanceof Error ? err.message : String(err);
+      logger.warn({}, `Redis is not reachable at startup: ${why}; ${config.readyPath} answers 503 until it is`);
+    });
+  }
   return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          void middleware.close().finally(resolve);
-        });
+    close: async () => {
+      shuttingDown = true; // readiness answers 503 from now on
+      // The listener stays open while the requests in flight finish, so a load balancer sees the 503.
+      await Promise.all([...inFlight].map((res) => new Promise<void>((resolve) => res.once('close', () => resolve()))));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
         server.closeIdleConnections();
-      }),
+      });
+      await middleware.close().catch((err: unknown) => logger.error({ err }, 'could not close the dialog store cleanly'));
+    },
   };
 }

@@ -169,3 +169,37 @@ describe('freshness, effect timeout and memory settings', () => {
     expect(err.message).toMatch(new RegExp(`^${variable} must be a whole number`));
   });
 });
+
+describe('HEALTH_PATH and READY_PATH', () => {
+  it('default to /healthz and /readyz, also when empty', () => {
+    expect(loadConfig(TOKEN)).toMatchObject({ healthPath: '/healthz', readyPath: '/readyz' });
+    expect(loadConfig({ ...TOKEN, HEALTH_PATH: '', READY_PATH: '' })).toMatchObject({ healthPath: '/healthz', readyPath: '/readyz' });
+  });
+
+  it('take their variables', () => {
+    const config = loadConfig({ ...TOKEN, HEALTH_PATH: '/ops/live', READY_PATH: '/ops/ready-1.0' });
+    expect(config).toMatchObject({ healthPath: '/ops/live', readyPath: '/ops/ready-1.0', path: '/wechat' });
+  });
+
+  it.each([
+    ['HEALTH_PATH', 'healthz'],
+    ['HEALTH_PATH', '/health z'],
+    ['READY_PATH', '/readyz?full=1'],
+    ['READY_PATH', 'http://example.com/readyz'],
+  ])('refuses %s=%j: not a URL path', (variable, value) => {
+    const err = configError({ ...TOKEN, [variable]: value });
+    expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(new RegExp(`^${variable} must be a URL path starting with "/"`));
+  });
+
+  it.each([
+    [{ HEALTH_PATH: '/wechat' }, 'HEALTH_PATH', /^HEALTH_PATH must differ from WECHAT_PATH \(\/wechat\)/],
+    [{ WECHAT_PATH: '/readyz' }, 'READY_PATH', /^READY_PATH must differ from WECHAT_PATH \(\/readyz\)/],
+    [{ WECHAT_PATH: '/wx', READY_PATH: '/wx' }, 'READY_PATH', /^READY_PATH must differ from WECHAT_PATH/],
+    [{ HEALTH_PATH: '/status', READY_PATH: '/status' }, 'READY_PATH', /^READY_PATH must differ from HEALTH_PATH \(\/status\)/],
+  ] as Array<[Record<string, string>, string, RegExp]>)('refuses %j: the paths must differ', (env, variable, message) => {
+    const err = configError({ ...TOKEN, ...env });
+    expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(message);
+  });
+});

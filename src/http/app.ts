@@ -19,13 +19,27 @@ export interface AppOptions extends HandlerOptions {
 }
 
 /**
- * `endpoint` (the WeChat middleware) mounted at `path` on a bare app, with a 404 for every other
- * path and an error handler that logs and answers `500 internal error`.
+ * An operational GET route of the standalone app (health, readiness, ...): `handler` answers GET
+ * and HEAD at exactly `path`, without a signature.
  */
-export function standaloneApp(path: string, endpoint: RequestHandler, logger: EngineLogger): express.Express {
+export interface OperationalRoute {
+  /** The URL path, e.g. `/healthz`. */
+  readonly path: string;
+  /** What answers it (`healthHandler()`, `readinessHandler({ store })`, ...). */
+  readonly handler: RequestHandler;
+}
+
+/**
+ * `endpoint` (the WeChat middleware) mounted at `path` on a bare app, with a 404 for every other
+ * path and an error handler that logs and answers `500 internal error`. `routes` (health,
+ * readiness, ...) are mounted with `app.get(route.path, route.handler)` first, before the WeChat
+ * endpoint and the 404, in the order given.
+ */
+export function standaloneApp(path: string, endpoint: RequestHandler, logger: EngineLogger, routes: readonly OperationalRoute[] = []): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  for (const route of routes) app.get(route.path, route.handler);
   app.use(path, endpoint);
   app.use((_req, res) => {
     res.status(404).type('text/plain; charset=utf-8').send('not found');

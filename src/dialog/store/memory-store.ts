@@ -189,6 +189,11 @@ export class MemoryStore implements DialogStore {
     this.#entries.delete(stateKeyString('', key));
   }
 
+  /** @inheritDoc Resolves at once while the store is open. */
+  async ping(): Promise<void> {
+    this.#assertOpen();
+  }
+
   /** Stops the sweep timer and drops every state. Later calls throw {@link StoreUnavailableError}. */
   async close(): Promise<void> {
     this.#closed = true;

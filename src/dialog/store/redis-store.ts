@@ -359,6 +359,30 @@ export class RedisStore implements DialogStore {
   }
 
   /**
+   * @inheritDoc
+   * One `PING` (on a cluster: to any node of it), sent only once the client (the cluster) is
+   * `ready`, so it never waits in an offline queue. Waiting for the connection and for the answer
+   * take at most the client's `commandTimeout` together (1000 ms if unset); then it rejects.
+   */
+  async ping(): Promise<void> {
+    if (this.#closed) throw this.#notSent('PING', 'the store was closed');
+    const client = this.#redis;
+    const waitMs = commandTimeoutOf(client) ?? DEFAULT_WRITE_WAIT_MS;
+    const deadline = performance.now() + waitMs;
+    await this.#whenReady(client, client instanceof Cluster ? 'the cluster' : 'the client', 'PING', deadline, waitMs);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      const message = `Redis did not answer PING within ${waitMs} ms: check REDIS_URL and that Redis is running`;
+      timer = setTimeout(() => reject(new StoreUnavailableError(message)), Math.max(0, deadline - performance.now()));
+    });
+    try {
+      await Promise.race([this.#run('PING', () => client.ping()), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Sends `QUIT` (to every node of a cluster); if that fails or is not answered within 2 s, drops the
    * connection. Never throws. Calls made afterwards fail with {@link StoreUnavailableError}.
    */

@@ -164,6 +164,15 @@ export interface DialogStore {
    * @throws {StoreUnavailableError} when the backend cannot be reached.
    */
   delete(key: StateKey): Promise<void>;
+  /**
+   * A health check (what `GET /readyz` asks): resolves when the backend answers, within about a
+   * second (for Redis: the client is connected and a `PING` was answered within its command
+   * timeout, 1000 ms by default). Never queued to be sent later. Optional: a store without it is
+   * taken as ready while it is in use.
+   * @throws {StoreUnavailableError} when the backend is not connected, does not answer in time, or
+   *   the store was closed.
+   */
+  ping?(): Promise<void>;
   /** Releases connections and timers. The store must not be used afterwards. */
   close(): Promise<void>;
 }
