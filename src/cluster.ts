@@ -7,6 +7,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { serveClusterMetrics } from './observability/metrics-endpoint.js';
 
 /** Shortest time between two replacements of dead workers, in **milliseconds** (no fork storm). */
 const RESPAWN_DELAY_MS = 1000;
@@ -60,6 +61,8 @@ export function runPrimary(workers: number, logger: Logger): void {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
+  // A scrape of /metrics lands on one worker, which asks here for the sum over all of them.
+  serveClusterMetrics();
   logger.info({ workers }, `starting ${workers} server processes (WEB_CONCURRENCY)`);
   for (let i = 0; i < workers; i += 1) fork();
 }

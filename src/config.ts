@@ -16,6 +16,15 @@ export interface Config {
   readonly port: number;
   /** `WECHAT_PATH`: the URL path WeChat posts to. @default '/wechat' */
   readonly path: string;
+  /**
+   * `METRICS_PATH`: where Prometheus scrapes the metrics (summed over all workers); `undefined`
+   * (`off`) serves none. Keep it off the public server URL: see docs/operations.md. @default '/metrics'
+   */
+  readonly metricsPath: string | undefined;
+  /** `METRICS_TOKEN`: when set, a scrape must send `Authorization: Bearer <token>`. @default undefined */
+  readonly metricsToken: string | undefined;
+  /** `LOG_TURNS`: one `info` line per turn (masked openid, MsgId, outcome, duration). @default true */
+  readonly logTurns: boolean;
   /** `HEALTH_PATH`: the liveness path (`200 ok` while the process serves); not `path`. @default '/healthz' */
   readonly healthPath: string;
   /**
@@ -126,6 +135,24 @@ const schema = z.object({
       .string()
       .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be a URL path starting with "/", e.g. /readyz')
       .default('/readyz'),
+  ),
+  METRICS_PATH: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^(\/[A-Za-z0-9._~\-/]*|off)$/, 'must be a URL path starting with "/", e.g. /metrics, or off')
+      .default('/metrics'),
+  ),
+  METRICS_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16 to 256 printable characters without spaces (a bearer token Prometheus sends)').optional(),
+  ),
+  LOG_TURNS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0): whether each turn is logged at info' })
+      .default('true')
+      .transform((value) => value === 'true' || value === '1'),
   ),
   REDIS_URL: z.preprocess(
     emptyAsUndefined,
@@ -248,10 +275,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       'WECHAT_REQUIRE_ENCRYPTION needs WECHAT_APPID and WECHAT_ENCODING_AES_KEY: without them nothing can be decrypted',
     );
   }
-  for (const variable of ['HEALTH_PATH', 'READY_PATH'] as const) {
+  for (const variable of ['HEALTH_PATH', 'READY_PATH', 'METRICS_PATH'] as const) {
     if (e[variable] === e.WECHAT_PATH) {
       throw new ConfigError(variable, `${variable} must differ from WECHAT_PATH (${e.WECHAT_PATH}): set one of them to another path`);
     }
+  }
+  if (e.METRICS_PATH === e.HEALTH_PATH || e.METRICS_PATH === e.READY_PATH) {
+    throw new ConfigError('METRICS_PATH', `METRICS_PATH must differ from HEALTH_PATH and READY_PATH (${e.METRICS_PATH})`);
   }
   if (e.READY_PATH === e.HEALTH_PATH) {
     throw new ConfigError('READY_PATH', `READY_PATH must differ from HEALTH_PATH (${e.HEALTH_PATH}): liveness and readiness answer different questions`);
@@ -296,6 +326,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     port: e.PORT,
     path: e.WECHAT_PATH,
     healthPath: e.HEALTH_PATH,
+    metricsPath: e.METRICS_PATH === 'off' ? undefined : e.METRICS_PATH,
+    metricsToken: e.METRICS_TOKEN,
+    logTurns: e.LOG_TURNS,
     readyPath: e.READY_PATH,
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER,

@@ -152,3 +152,10 @@ export {
   type HealthRequestHandler,
   type ReadinessHandlerOptions,
 } from './http/health.js';
+
+// Metrics and turn logs: prom-client metrics fed by wechatDialog({ metrics }), served by metricsHandler
+export { createMetrics, TURN_DURATION_BUCKETS_SECONDS, REPLAY_LENGTH_BUCKETS, type Metrics, type MetricsOptions } from './observability/metrics.js';
+export { metricsHandler, serveClusterMetrics, shareWithPrimary, type MetricsHandlerOptions } from './observability/metrics-endpoint.js';
+export { turnLog, combineObservers, TURN_LOG_MESSAGE } from './observability/turn-log.js';
+export type { EngineObserver, TurnEvent } from './dialog/observer.js';
+export type { HttpObserver, RefusalReason } from './http/wechat-handler.js';

@@ -14,6 +14,8 @@ import { RedisStore } from './dialog/store/redis-store.js';
 import { createRedisClient, createRedisClusterClient } from './dialog/store/redis-client.js';
 import type { DialogStore } from './dialog/store/store.js';
 import { standaloneApp, type OperationalRoute } from './http/app.js';
+import { createMetrics } from './observability/metrics.js';
+import { metricsHandler, shareWithPrimary } from './observability/metrics-endpoint.js';
 import { healthHandler, readinessHandler } from './http/health.js';
 import { IN_PROCESS_STORE_WARNING, wechatDialog } from './http/wechat-dialog.js';
 
@@ -202,6 +204,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
   let shuttingDown = false;
   const isShuttingDown = (): boolean => shuttingDown;
   const store = createStore(config, logger, isShuttingDown);
+  const metrics = createMetrics();
+  shareWithPrimary(metrics); // with WEB_CONCURRENCY, the primary sums every worker's metrics
   const middleware = wechatDialog({
     token: config.token,
     router: options.router,
@@ -213,6 +217,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
     maxAgeSeconds: config.requestMaxAgeSeconds,
     effectTimeoutMs: config.effectTimeoutMs,
     cacheBytes: config.stateCacheBytes,
+    logTurns: config.logTurns,
+    metrics,
     ...(config.security === undefined
       ? {}
       : {
@@ -239,6 +245,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const routes: OperationalRoute[] = [
     { path: config.healthPath, handler: healthHandler() },
     { path: config.readyPath, handler: readinessHandler({ store, isShuttingDown }) },
+    ...(config.metricsPath === undefined
+      ? []
+      : [{ path: config.metricsPath, handler: metricsHandler(metrics, config.metricsToken === undefined ? {} : { token: config.metricsToken }) }]),
   ];
   // The responses not yet finished, so that a shutdown can wait for them before closing the
   // listener; counted before the app sees the request.

@@ -203,3 +203,29 @@ describe('HEALTH_PATH and READY_PATH', () => {
     expect(err.message).toMatch(message);
   });
 });
+
+describe('metrics and turn log settings', () => {
+  it('default to /metrics without a token, and turn lines on', () => {
+    expect(loadConfig(TOKEN)).toMatchObject({ metricsPath: '/metrics', metricsToken: undefined, logTurns: true });
+  });
+
+  it('METRICS_PATH=off serves no metrics; LOG_TURNS=false turns the lines off; METRICS_TOKEN is kept', () => {
+    expect(loadConfig({ ...TOKEN, METRICS_PATH: 'off', LOG_TURNS: 'false', METRICS_TOKEN: 'a-long-enough-token' })).toMatchObject({
+      metricsPath: undefined,
+      logTurns: false,
+      metricsToken: 'a-long-enough-token',
+    });
+  });
+
+  it.each([
+    [{ METRICS_PATH: 'metrics' }, 'METRICS_PATH'],
+    [{ METRICS_PATH: '/wechat' }, 'METRICS_PATH'],
+    [{ METRICS_PATH: '/healthz' }, 'METRICS_PATH'],
+    [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
+    [{ LOG_TURNS: 'no' }, 'LOG_TURNS'],
+  ])('refuses %j naming %s, without echoing a token', (env, variable) => {
+    const err = configError({ ...TOKEN, ...env });
+    expect(err.variable).toBe(variable);
+    expect(err.message).not.toContain('short');
+  });
+});

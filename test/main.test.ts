@@ -4,7 +4,7 @@
  * one line naming the variable.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,18 @@ async function waitFor(check: () => boolean, what: string, started: Started, tim
     if (started.child.exitCode !== null) throw new Error(`exited (${started.child.exitCode}) before ${what}; output:\n${started.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** POSTs `body` on a connection of its own (no keep-alive) and resolves with the status. */
+function postOnce(port: number, path: string, body: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'text/xml' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 async function talk(port: number): Promise<void> {
@@ -124,6 +136,39 @@ describe('the server process', () => {
     signal(server.child, 'SIGTERM');
     expect(await server.exited).toBe(0);
     for (const pid of workerPids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 60_000);
+
+  it.runIf(Boolean(process.env.REDIS_URL))('WEB_CONCURRENCY=2: after N turns spread over both workers, /metrics (summed by the primary) counts N', async () => {
+    const { port, server } = await startOnRedis({ WEB_CONCURRENCY: '2', METRICS_TOKEN: 'metrics-token-0123456789' });
+    await waitFor(() => server.output().split('\n').filter((line) => line.includes('listening on')).length === 2, 'two workers listening', server);
+    const turns = 12;
+    for (let i = 0; i < turns; i += 1) {
+      const openid = `oMetricsWorkers${String(i).padStart(4, '0')}`;
+      // A connection per request (agent: false): the cluster hands connections to the workers in turn.
+      const status = await postOnce(port, `/wechat${signedQuery(openid, 'maintest123')}`, textXml(openid, '帮助'));
+      expect(status).toBe(200);
+    }
+    const turnLines = () =>
+      server
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"msg":"turn"'))
+        .map((line) => JSON.parse(line) as { pid: number });
+    await waitFor(() => turnLines().length === turns, `${turns} turn lines`, server);
+    expect(new Set(turnLines().map((line) => line.pid)).size).toBe(2); // both workers handled some
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+    for (let scrape = 0; scrape < 2; scrape += 1) {
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } });
+      const exposition = await response.text();
+      expect(response.status, exposition).toBe(200);
+      const total = exposition
+        .split('\n')
+        .filter((line) => line.startsWith('wechat_dialog_turns_total{'))
+        .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+      expect(total).toBe(turns);
+    }
+    signal(server.child, 'SIGTERM');
+    expect(await server.exited).toBe(0);
   }, 60_000);
 
   it.each([

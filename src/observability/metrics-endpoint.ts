@@ -100,7 +100,10 @@ function fromPrimary(): Promise<{ text: string; contentType: string }> {
  * registry). Call once per worker process.
  */
 export function shareWithPrimary(metrics: Metrics): void {
-  if (cluster.isWorker) AggregatorRegistry.setRegistries([metrics.registry]);
+  if (!cluster.isWorker) return;
+  // prom-client answers the primary's requests only once an AggregatorRegistry exists in the worker.
+  void new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([metrics.registry]);
 }
 
 /** In the primary: answers the workers' requests for the metrics summed over every worker. */
