@@ -142,6 +142,13 @@ describe('Dockerfile, run step by step without a daemon', () => {
         // A package the registry refuses (here: an optional one) is retried 2 times within seconds, not over a minute.
         npm_config_fetch_retry_mintimeout: '1000',
         npm_config_fetch_retry_maxtimeout: '3000',
+        // This machine's way out to the registry (its CA certificates, a proxy), as a build on this
+        // machine would get it: the registry's Node 22 does not read the system's CA store by itself.
+        ...Object.fromEntries(
+          ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy']
+            .map((name) => [name, process.env[name]])
+            .filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
+        ),
       },
       log: (line) => log.push(line),
     });
