@@ -10,7 +10,7 @@
  * It reads the server's Redis settings (`REDIS_URL`, `REDIS_CLUSTER`, `REDIS_KEY_PREFIX`, from the
  * environment and `.env`, or the file `DOTENV_CONFIG_PATH` names), validated with the server's
  * own rules, and looks at the key {@link stateKeyString} names. Without `--account` it finds the
- * user's state with `SCAN` (on every master of a cluster). `reset` deletes the state key only: the
+ * user's state with `SCAN` (on every master of a cluster). `reset` deletes the state key (and its version key `:v`) only: the
  * memory of handled messages (`<state key>:t`, `<state key>:h:<sha1>`) stays until it expires, so
  * WeChat retries and replayed requests still get their first reply and never start a dialog.
  *
@@ -23,6 +23,7 @@ import { Cluster, type Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../config.js';
 import { stateKeyString } from '../dialog/store/keys.js';
 import { createRedisClient, createRedisClusterClient } from '../dialog/store/redis-client.js';
+import { versionKey } from '../dialog/store/redis-store.js';
 import { decodeState } from '../dialog/store/state-codec.js';
 import type { DialogState } from '../dialog/store/store.js';
 import { redactUrl } from '../server.js';
@@ -380,7 +381,8 @@ async function inspect(client: Redis | Cluster, settings: InspectorSettings, opt
     return 0;
   }
   // A value that does not decode is one the server treats as absent (and overwrites): deleting it is safe.
-  const deleted = await client.del(key);
+  // The version goes with it: a server that still has the old state cached then finds it gone.
+  const [deleted] = ((await client.multi().del(key).del(versionKey(key)).exec()) ?? []).map(([, n]) => Number(n));
   if (deleted === 0) {
     output.out(`no state for ${whose(openid, account)} (${key} expired meanwhile): nothing deleted\n`);
     return 0;

@@ -38,7 +38,7 @@ export const CACHE_SWEEP_INTERVAL_MS = 1_000;
 
 /**
  * The estimated heap size, in **bytes**, of caching `snapshot`:
- * `4 × token.length + 512` ({@link CACHE_BYTES_PER_TOKEN_CHAR}, {@link CACHE_ENTRY_OVERHEAD_BYTES}).
+ * `4 × the stored value's length + 512` ({@link CACHE_BYTES_PER_TOKEN_CHAR}, {@link CACHE_ENTRY_OVERHEAD_BYTES}).
  *
  * The token is the JSON the state was read or written as: at most 2 bytes per character (V8 keeps
  * Latin-1 strings at 1). The decoded state holds the same texts again, without the JSON syntax but
@@ -50,7 +50,7 @@ export const CACHE_SWEEP_INTERVAL_MS = 1_000;
  * twice that the in-memory store holds too.
  */
 export function snapshotBytes(snapshot: Snapshot): number {
-  return CACHE_BYTES_PER_TOKEN_CHAR * snapshot.token.length + CACHE_ENTRY_OVERHEAD_BYTES;
+  return CACHE_BYTES_PER_TOKEN_CHAR * (snapshot.storedLength ?? snapshot.token.length) + CACHE_ENTRY_OVERHEAD_BYTES;
 }
 
 /** Options of {@link SnapshotCache}. */

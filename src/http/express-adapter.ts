@@ -70,9 +70,16 @@ async function readBody(req: Request, limit: number): Promise<string> {
   }
 }
 
+/**
+ * Writes the response with Node's own API: Express's `res.send` would also compute an ETag and
+ * look up the content type, work a push answer does not need (WeChat never revalidates).
+ */
 function send(res: Response, response: WeChatHttpResponse): void {
-  if (response.headers !== undefined) res.set(response.headers);
-  res.status(response.status).type(response.contentType).send(response.body);
+  res.statusCode = response.status;
+  res.setHeader('Content-Type', response.contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(response.body));
+  if (response.headers !== undefined) for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  res.end(response.body);
 }
 
 /**
@@ -94,7 +101,7 @@ export function expressRouter(handle: WeChatRequestHandler, options: ExpressAdap
     } catch (err) {
       if (err instanceof BodyConsumedError) logger.error({ code: err.code }, err.message);
       else logger.error({ err }, 'unexpected error while handling a request');
-      if (!res.headersSent) res.status(500).type('text/plain; charset=utf-8').send('internal error');
+      if (!res.headersSent) send(res, { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error' });
     }
   });
   return router;

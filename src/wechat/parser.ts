@@ -200,6 +200,12 @@ const FIELD_FORMATS: Readonly<Record<string, Format | undefined>> = { MsgID: ID 
 type Element = Readonly<Record<string, unknown>>;
 
 /**
+ * One parser for every push: building one sets up its options and entity tables (measurable per
+ * request); `parse` keeps no state between calls (its entity decoder is stateless).
+ */
+const XML_PARSER = new XMLParser(SAFE_XML_PARSER_OPTIONS);
+
+/**
  * Parses one plaintext push body (the decrypted XML in security mode) into a typed message.
  *
  * Every value stays the string WeChat sent (CDATA untouched, not trimmed; `MsgId` never becomes a
@@ -296,7 +302,7 @@ function readRoot(xml: string): Element {
   }
   let doc: unknown;
   try {
-    doc = new XMLParser(SAFE_XML_PARSER_OPTIONS).parse(xml);
+    doc = XML_PARSER.parse(xml);
   } catch (err) {
     // Not reached while findForbiddenMarkup is right: the parser's own refusal of any DTD.
     if (err instanceof DtdRefusedError) {

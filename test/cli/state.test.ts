@@ -234,8 +234,9 @@ describe.runIf(Boolean(url))('wechat-dialog state on Redis (REDIS_URL)', () => {
     expect(withContents.code).toBe(0);
     expect(withContents.stdout).toContain('  2023-11-14T22:13:20.000Z text "累加器"\n  2023-11-14T22:13:30.000Z text "2"\n');
 
-    const handledBefore = await admin.keys(`${key}:*`);
-    expect(handledBefore.length).toBe(3); // :t and one :h: per message
+    const handledBefore = (await admin.keys(`${key}:*`)).filter((k) => !k.endsWith(':v'));
+    expect(handledBefore.length).toBe(3); // :t and one :h: per message (:v is the state's version)
+    expect(await admin.exists(`${key}:v`)).toBe(1);
 
     const reset = await runState(['reset', openid], env);
     expect(reset.code).toBe(0);
@@ -243,6 +244,7 @@ describe.runIf(Boolean(url))('wechat-dialog state on Redis (REDIS_URL)', () => {
     expect(reset.stdout).toContain(`deleted the state of ${openid} on ${ACCOUNT} (dialog accumulator, 2 messages; key ${key})`);
     expect(reset.stdout).toMatch(/not deleted: the memory of handled messages/);
     expect(await admin.exists(key)).toBe(0);
+    expect(await admin.exists(`${key}:v`)).toBe(0); // the version goes with the state
     expect((await admin.keys(`${key}:*`)).sort()).toEqual(handledBefore.sort());
 
     const [after, resetAgain] = await Promise.all([runState(['show', openid], env), runState(['reset', openid, '--account', ACCOUNT], env)]);

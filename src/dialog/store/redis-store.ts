@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { scrubbedError } from '../../logging.js';
 import { clusterKeySlot, stateKeyString } from './keys.js';
@@ -32,6 +32,25 @@ import {
  */
 function handledKey(stateKey: string, identity: string): string {
   return `${stateKey}:h:${createHash('sha1').update(identity).digest('base64url')}`;
+}
+
+/**
+ * The key holding the version of the state at `stateKey`: a unique token written with every
+ * commit, compared by the next one (instead of the whole value). It expires and is deleted with
+ * the state.
+ */
+export function versionKey(stateKey: string): string {
+  return `${stateKey}:v`;
+}
+
+/** This process's prefix for versions: versions never repeat, across processes and restarts. */
+const VERSION_PREFIX = randomBytes(9).toString('base64url');
+let versionCounter = 0;
+
+/** A version no other commit has written (so a state deleted and written again never looks unchanged). */
+function nextVersion(): string {
+  versionCounter += 1;
+  return `${VERSION_PREFIX}.${versionCounter.toString(36)}`;
 }
 
 /** The key holding the newest remembered `CreateTime` of the user whose state is at `stateKey`. */
@@ -68,24 +87,30 @@ const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'recon
 /**
  * Compare-and-set of one user's state, remembering the message handled (see
  * {@link RedisStore.commit}). KEYS[1] the state key, KEYS[2] the message's handled key, KEYS[3]
- * the user's `handledUpTo` key (all three in one hash slot); ARGV[1] the value the caller read
- * ('' = absent); ARGV[2] the new value ('' = delete); ARGV[3] the state's TTL in seconds; ARGV[4]
- * what the message got ('' = remember nothing); ARGV[5] how long to remember it, in seconds;
- * ARGV[6] its CreateTime. Returns `{'h', got}` when the message is remembered already (nothing
- * written), `{'c', current, upTo}` when the state had changed (nothing written), else `{'ok', upTo}`.
+ * the user's `handledUpTo` key, KEYS[4] the state's version key (all in one hash slot); ARGV[1]
+ * the version the caller read ('' = none); ARGV[2] the new value ('' = delete); ARGV[3] the state's
+ * TTL in seconds; ARGV[4] what the message got ('' = remember nothing); ARGV[5] how long to
+ * remember it, in seconds; ARGV[6] its CreateTime; ARGV[7] the new version (unique). The
+ * comparison is of versions, not values, so a commit sends the new state once and Redis compares
+ * a few bytes, however long the dialog. Returns `{'h', got}` when the message is remembered
+ * already (nothing written), `{'c', current, version, upTo}` when the state had changed (nothing
+ * written), else `{'ok', upTo}`.
  */
 const COMMIT_SCRIPT = `
 if ARGV[4] ~= '' then
   local got = redis.call('GET', KEYS[2])
   if got then return {'h', got} end
 end
-local current = redis.call('GET', KEYS[1])
-if current == false then current = '' end
-if current ~= ARGV[1] then return {'c', current, redis.call('GET', KEYS[3]) or '0'} end
+local version = redis.call('GET', KEYS[4])
+if version == false then version = '' end
+if version ~= ARGV[1] then
+  return {'c', redis.call('GET', KEYS[1]) or '', version, redis.call('GET', KEYS[3]) or '0'}
+end
 if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[4])
 else
   redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  redis.call('SET', KEYS[4], ARGV[7], 'EX', tonumber(ARGV[3]))
 end
 local upTo = tonumber(redis.call('GET', KEYS[3]) or '0')
 if ARGV[4] ~= '' then
@@ -117,12 +142,14 @@ interface CommitCommand {
     stateKey: string,
     handledKey: string,
     upToKey: string,
+    versionKey: string,
     expected: string,
     next: string,
     ttlSeconds: number,
     got: string,
     handledTtlSeconds: number,
     createTime: number,
+    version: string,
   ): Promise<string[]>;
   dialogRemember(handledKey: string, upToKey: string, got: string, ttlSeconds: number, createTime: number): Promise<string[]>;
 }
@@ -211,7 +238,7 @@ export class RedisStore implements DialogStore {
 
   /** @param options - the client (the store owns it from now on) and the key prefix; nothing is sent yet. */
   constructor(options: RedisStoreOptions) {
-    options.redis.defineCommand('dialogCommit', { numberOfKeys: 3, lua: COMMIT_SCRIPT });
+    options.redis.defineCommand('dialogCommit', { numberOfKeys: 4, lua: COMMIT_SCRIPT });
     options.redis.defineCommand('dialogRemember', { numberOfKeys: 2, lua: REMEMBER_SCRIPT });
     this.#redis = options.redis as ScriptedClient;
     this.#keyPrefix = options.keyPrefix;
@@ -234,10 +261,10 @@ export class RedisStore implements DialogStore {
    */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const storageKey = this.#key(key);
-    const keys = [storageKey, upToKey(storageKey), ...(identity === undefined ? [] : [handledKey(storageKey, identity)])];
+    const keys = [storageKey, versionKey(storageKey), upToKey(storageKey), ...(identity === undefined ? [] : [handledKey(storageKey, identity)])];
     await this.#whenSendable('MGET', storageKey, 'read');
-    const [raw, upTo, got] = await this.#run('MGET', () => this.#redis.mget(...keys));
-    const snapshot = snapshotOf(raw ?? '', Number(upTo ?? 0));
+    const [raw, version, upTo, got] = await this.#run('MGET', () => this.#redis.mget(...keys));
+    const snapshot = snapshotOf(raw ?? '', Number(upTo ?? 0), version ?? '');
     return got === null || got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
@@ -258,6 +285,7 @@ export class RedisStore implements DialogStore {
     const value = next === undefined ? '' : encodeState(next);
     const storageKey = this.#key(key);
     const got = handled === undefined ? '' : encodeHandled(handled.reply);
+    const version = next === undefined ? '' : nextVersion();
     await this.#whenSendable('EVALSHA', storageKey, 'write');
     let reply: string[];
     try {
@@ -266,26 +294,28 @@ export class RedisStore implements DialogStore {
           storageKey,
           handledKey(storageKey, handled?.id ?? ''),
           upToKey(storageKey),
+          versionKey(storageKey),
           expected.token,
           value,
           ttlSeconds,
           got,
           handled?.ttlSeconds ?? 1,
           handled?.createTime ?? 0,
+          version,
         ),
       );
     } catch (err) {
       // A timeout or a dropped connection leaves it open whether Redis ran the script (it may have
       // been queued, e.g. behind CLIENT PAUSE WRITE): find out before anyone answers the apology.
       if (!(err instanceof StoreUnavailableError) || isReplyError(err.cause)) throw err;
-      const settled = await this.#settle(storageKey, value);
+      const settled = await this.#settle(storageKey, value, version);
       if (settled === undefined) throw err;
       return settled;
     }
-    const [outcome, first = '', second] = reply.map(String);
+    const [outcome, first = '', second = '', third] = reply.map(String);
     if (outcome === 'h') return { committed: false, snapshot: expected, handled: decodeHandled(first) };
-    if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(second ?? 0)) };
-    return { committed: true, snapshot: snapshotOf(value, Number(first)) };
+    if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(third ?? 0), second) };
+    return { committed: true, snapshot: snapshotOf(value, Number(first), version) };
   }
 
   /** @inheritDoc One Lua script (`SET … NX EX`, then `handledUpTo`): one round trip. */
@@ -308,20 +338,22 @@ export class RedisStore implements DialogStore {
    * gone. So the value read is final: ours means committed, anything else means not committed
    * (the caller plans again from it). `undefined` when Redis did not answer in time.
    */
-  async #settle(storageKey: string, value: string): Promise<CommitResult | undefined> {
+  async #settle(storageKey: string, value: string, version: string): Promise<CommitResult | undefined> {
     const deadline = performance.now() + SETTLE_WAIT_MS;
     while (!this.#closed && performance.now() < deadline) {
       try {
-        await this.#whenSendable('GET', storageKey, 'read');
-        const raw = (await this.#run('GET', () => this.#redis.get(storageKey))) ?? '';
+        await this.#whenSendable('MGET', storageKey, 'read');
+        const [raw, current] = await this.#run('MGET', () => this.#redis.mget(storageKey, versionKey(storageKey)));
         // handledUpTo is not read here: the snapshot is one to plan from again, with a lookup.
-        return raw === value ? { committed: true, snapshot: snapshotOf(value) } : { committed: false, snapshot: snapshotOf(raw) };
+        if ((current ?? '') === version && (raw ?? '') === value) return { committed: true, snapshot: snapshotOf(value, undefined, version) };
+        return { committed: false, snapshot: snapshotOf(raw ?? '', undefined, current ?? '') };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
     return undefined;
   }
+
 
   /**
    * @inheritDoc
@@ -345,7 +377,8 @@ export class RedisStore implements DialogStore {
     const value = encodeState(state);
     const storageKey = this.#key(key);
     await this.#whenSendable('SET', storageKey, 'write');
-    await this.#run('SET', () => this.#redis.set(storageKey, value, 'EX', ttlSeconds));
+    // A new version with it, so a commit planned from what was there before is refused.
+    await this.#run('SET', () => this.#redis.multi().set(storageKey, value, 'EX', ttlSeconds).set(versionKey(storageKey), nextVersion(), 'EX', ttlSeconds).exec());
   }
 
   /**
@@ -355,7 +388,7 @@ export class RedisStore implements DialogStore {
   async delete(key: StateKey): Promise<void> {
     const storageKey = this.#key(key);
     await this.#whenSendable('DEL', storageKey, 'write');
-    await this.#run('DEL', () => this.#redis.del(storageKey));
+    await this.#run('DEL', () => this.#redis.del(storageKey, versionKey(storageKey)));
   }
 
   /**

@@ -108,11 +108,13 @@ function decodeEffect(value: unknown): RecordedEffect | undefined {
 
 /**
  * The {@link Snapshot} of a stored value: `''` (nothing stored) or what {@link encodeState} wrote;
- * `handledUpTo` in Unix **seconds** when the store knows it.
+ * `handledUpTo` in Unix **seconds** when the store knows it; `token` the value itself unless the
+ * store keeps a version of its own.
  */
-export function snapshotOf(raw: string, handledUpTo?: number): Snapshot {
+export function snapshotOf(raw: string, handledUpTo?: number, token: string = raw): Snapshot {
   const state = raw === '' ? undefined : decodeState(raw);
-  return handledUpTo === undefined ? { state, token: raw } : { state, token: raw, handledUpTo };
+  const snapshot = { state, token, storedLength: raw.length };
+  return handledUpTo === undefined ? snapshot : { ...snapshot, handledUpTo };
 }
 
 /** The stored form of what a remembered message got (see `HandledMessage`): its reply as JSON, `null` for none. */

@@ -101,8 +101,14 @@ export interface HandledReply {
 export interface Snapshot {
   /** The state, or `undefined` when there is none (absent, expired or unreadable). */
   readonly state: DialogState | undefined;
-  /** The stored value as read (`''` when absent). Opaque: only pass it back to `commit`. */
+  /**
+   * What `commit` compares to find out whether anything changed since: the stored value itself
+   * (the in-memory store), or a version written with it (Redis: short, so a commit's bytes do not
+   * grow with the dialog). `''` when nothing is stored. Opaque: only pass it back to `commit`.
+   */
   readonly token: string;
+  /** The length of the stored value, in characters (for memory estimates). @default `token.length` */
+  readonly storedLength?: number;
   /**
    * The newest `CreateTime` (Unix **seconds**) among this user's remembered messages, `0` when there
    * is none. A message created later cannot have been handled already, so a turn planned from a
