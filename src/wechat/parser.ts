@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser } from 'fast-xml-parser';
 import type {
   EventMessage,
   EventOf,
@@ -293,13 +293,8 @@ export function readEncrypt(xml: string): string {
  */
 function readRoot(xml: string): Element {
   if (typeof xml !== 'string' || xml === '') throw new MessageParseError('NOT_XML', 'the body is empty: expected WeChat XML');
-  const forbidden = findForbiddenMarkup(xml);
+  const forbidden = findForbiddenMarkup(xml, { document: true });
   if (forbidden !== undefined) throw forbiddenMarkupError(forbidden);
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) {
-    const { msg, line, col } = valid.err;
-    throw new MessageParseError('NOT_XML', `the body is not well-formed XML: ${msg.slice(0, 120)} (line ${line}, column ${col})`);
-  }
   let doc: unknown;
   try {
     doc = XML_PARSER.parse(xml);
@@ -333,6 +328,8 @@ function forbiddenMarkupError(found: ForbiddenMarkup): MessageParseError {
       return new MessageParseError('ATTRIBUTE_FORBIDDEN', `the element <${found.name}> has an attribute: WeChat never sends attributes`, {
         field: found.name,
       });
+    case 'unbalanced':
+      return new MessageParseError('NOT_XML', `the body is not well-formed XML: ${found.name}`);
     case 'malformed': {
       const what =
         found.name === '<![CDATA['

@@ -137,15 +137,20 @@ export interface ForbiddenMarkup {
    * - `processing-instruction`: `<?…?>` other than one XML declaration at the very start;
    * - `attribute`: a start tag with something after its name (`<Content lang="zh">`);
    * - `malformed`: a tag that is not `<Name>`, `<Name/>` or `</Name>` (with optional whitespace
-   *   before the `>`), a `<` that starts nothing, an unterminated CDATA section or comment.
+   *   before the `>`), a `<` that starts nothing, an unterminated CDATA section or comment;
+   * - `unbalanced`: elements that do not nest (an end tag that closes another element, or none;
+   *   an element never closed), no root element or a second one, or text or CDATA outside the
+   *   root. fast-xml-parser reads such bodies leniently, so this is the well-formedness check.
    */
-  readonly kind: 'declaration' | 'processing-instruction' | 'attribute' | 'malformed';
+  readonly kind: 'declaration' | 'processing-instruction' | 'attribute' | 'malformed' | 'unbalanced';
   /** Offset of the `<` that starts it. */
   readonly at: number;
   /**
    * `<!DOCTYPE` (the keyword as written, up to 20 letters), `<?xml-stylesheet` (the target, up to 40
    * characters), the element's name (up to 40 characters) for an attribute or a malformed tag,
-   * `<![CDATA[` or `<!--` for an unterminated section, `''` for a `<` that starts nothing.
+   * `<![CDATA[` or `<!--` for an unterminated section, `''` for a `<` that starts nothing; for
+   * `unbalanced`, what is wrong (`</b> closes <a>`, `<a> is not closed`, `a second root <xml>`,
+   * `text outside the root`, `no root element`).
    */
   readonly name: string;
 }
@@ -177,18 +182,46 @@ const MAX_XML_DECLARATION_LENGTH = 200;
  * fast-xml-parser searches); so the scan and the parser see the same markup.
  *
  * Follows the XML tokenizer's order (XML 1.0 §2.5, §2.6, §2.7, §2.8, §3.1). Linear in the length of
- * `xml`; stops at the first finding.
+ * `xml`; stops at the first forbidden finding.
+ *
+ * With `document: true` it also checks that `xml` is one well-formed document of that subset
+ * (`unbalanced`): elements nest and close, one root, only whitespace outside it, every `&` in text
+ * starts a reference. fast-xml-parser reads broken structure leniently, so this replaces a separate
+ * validator pass over the body. A forbidden finding anywhere wins over a structural one.
  */
-export function findForbiddenMarkup(xml: string): ForbiddenMarkup | undefined {
-  for (let at = xml.indexOf('<', xmlDeclarationEnd(xml)); at !== -1; ) {
+export function findForbiddenMarkup(xml: string, options: { readonly document?: boolean } = {}): ForbiddenMarkup | undefined {
+  const document = options.document === true;
+  /** The names of the elements open at `at`, outermost first (with `document`). */
+  const open: string[] = [];
+  let roots = 0;
+  /** The first structural problem (with `document`): reported only if nothing forbidden follows. */
+  let unbalanced: ForbiddenMarkup | undefined;
+  const note = (found: ForbiddenMarkup): void => {
+    unbalanced ??= found;
+  };
+  /** Text between markup: at the top level only whitespace (a BOM aside); inside, `&` only as a reference. */
+  const checkText = (from: number, to: number): void => {
+    if (!document || unbalanced !== undefined || from >= to) return;
+    const text = xml.slice(from, to);
+    if (open.length === 0) {
+      if (!WHITESPACE_ONLY.test(text.replace(/^\uFEFF/, ''))) note({ kind: 'unbalanced', at: from, name: 'text outside the root' });
+    } else if (text.includes('&') && BARE_AMPERSAND.test(text)) {
+      note({ kind: 'unbalanced', at: from, name: "an '&' that starts no character or entity reference" });
+    }
+  };
+  const start = xmlDeclarationEnd(xml);
+  let textFrom = start;
+  for (let at = xml.indexOf('<', start); at !== -1; at = xml.indexOf('<', textFrom)) {
+    checkText(textFrom, at);
     if (xml.startsWith('<![CDATA[', at)) {
+      if (document && open.length === 0) note({ kind: 'unbalanced', at, name: 'text outside the root' });
       const close = xml.indexOf(']]>', at + 9);
       if (close === -1) return { kind: 'malformed', at, name: '<![CDATA[' };
-      at = xml.indexOf('<', close + 3);
+      textFrom = close + 3;
     } else if (xml.startsWith('<!--', at)) {
       const close = xml.indexOf('-->', at + 4);
       if (close === -1) return { kind: 'malformed', at, name: '<!--' };
-      at = xml.indexOf('<', close + 3);
+      textFrom = close + 3;
     } else if (xml.startsWith('<!', at)) {
       return { kind: 'declaration', at, name: `<!${/^[A-Za-z]{0,20}/.exec(xml.slice(at + 2, at + 22))?.[0] ?? ''}` };
     } else if (xml.startsWith('<?', at)) {
@@ -196,10 +229,51 @@ export function findForbiddenMarkup(xml: string): ForbiddenMarkup | undefined {
     } else {
       const end = tagEnd(xml, at);
       if (typeof end !== 'number') return end;
-      at = xml.indexOf('<', end);
+      if (document && unbalanced === undefined) balance(xml, at, end, open, note, () => (roots += 1));
+      textFrom = end;
     }
   }
+  if (!document) return undefined;
+  checkText(textFrom, xml.length);
+  if (unbalanced !== undefined) return unbalanced;
+  if (open.length > 0) return { kind: 'unbalanced', at: xml.length, name: `<${(open.at(-1) ?? '').slice(0, MAX_SHOWN_NAME)}> is not closed` };
+  if (roots === 0) return { kind: 'unbalanced', at: 0, name: 'no root element' };
   return undefined;
+}
+
+/** Keeps `open` (the element stack) for the tag at `at`..`end`, noting an end tag that closes another element or a second root. */
+function balance(xml: string, at: number, end: number, open: string[], note: (found: ForbiddenMarkup) => void, newRoot: () => number): void {
+  const shown = TAG_NAME_AT.exec(xml.slice(at, at + 2 + MAX_SHOWN_NAME))?.[1] ?? '';
+  if (xml.charCodeAt(at + 1) === 0x2f) {
+    // '</Name>'
+    const expected = open.pop();
+    if (expected === undefined) note({ kind: 'unbalanced', at, name: `</${shown}> closes no element` });
+    else if (!xml.startsWith(expected, at + 2) || !isTagNameEnd(xml.charCodeAt(at + 2 + expected.length))) {
+      note({ kind: 'unbalanced', at, name: `</${shown}> closes <${expected.slice(0, MAX_SHOWN_NAME)}>` });
+    }
+    return;
+  }
+  if (open.length === 0 && newRoot() > 1) note({ kind: 'unbalanced', at, name: `a second root <${shown}>` });
+  if (xml.charCodeAt(end - 2) !== 0x2f) open.push(fullTagName(xml, at + 1)); // not '<Name/>'
+}
+
+/** An `&` not followed by a character reference or an entity name and `;` (XML 1.0 §4.1). */
+const BARE_AMPERSAND = /&(?!(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z_:][A-Za-z0-9._:-]*);)/;
+const WHITESPACE_ONLY = /^[ \t\r\n]*$/;
+/** How much of a tag name an error shows. */
+const MAX_SHOWN_NAME = 40;
+/** The name of the tag at the start (`<Name`, `</Name`), for messages only. */
+const TAG_NAME_AT = /^<\/?([^\s<>/!?"'=&]+)/;
+
+/** The whole name of the start tag whose name begins at `from` (as {@link tagEnd} read it). */
+function fullTagName(xml: string, from: number): string {
+  TAG_NAME.lastIndex = from;
+  return TAG_NAME.exec(xml)?.[0] ?? '';
+}
+
+/** Whether `code` (the character after an end tag's name) ends it: whitespace or `>`. */
+function isTagNameEnd(code: number): boolean {
+  return code === 0x3e || code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
 }
 
 /** The offset just after a leading XML declaration (after an optional BOM), or 0 when there is none. */
