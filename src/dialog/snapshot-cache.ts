@@ -133,6 +133,7 @@ export class SnapshotCache {
     this.entries.set(key, { snapshot, expiresAtMs: now + ttlSeconds * 1000, bytes });
     this.totalBytes += bytes;
     this.dropExpired(now);
+    if (this.totalBytes <= this.maxBytes && this.entries.size <= this.maxEntries) return;
     for (const [oldestKey, oldest] of this.entries) {
       if (this.totalBytes <= this.maxBytes && this.entries.size <= this.maxEntries) break;
       this.remove(oldestKey, oldest); // never the new entry: it alone fits both limits

@@ -269,6 +269,7 @@ export class MemoryStore implements DialogStore {
    * than `maxEntries` remain, expired ones silently, live ones as evictions (counted and reported).
    */
   #makeRoom(now: number): void {
+    if (this.#entries.size < this.maxEntries) return;
     let evicted = 0;
     for (const [mapKey, entry] of this.#entries) {
       if (this.#entries.size < this.maxEntries) break;
