@@ -7,7 +7,7 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { EngineLogger } from '../dialog/engine.js';
-import { expressRouter } from './express-adapter.js';
+import { expressHandler } from './express-adapter.js';
 import { createWeChatHandler, type HandlerOptions } from './wechat-handler.js';
 
 /** Options of {@link createApp}: the handler's, plus the path and the body limit. */
@@ -53,6 +53,6 @@ export function standaloneApp(path: string, endpoint: RequestHandler, logger: En
 
 /** The app for an engine you built yourself (tests, tools). `wechatDialog` is the usual way in. */
 export function createApp(options: AppOptions): express.Express {
-  const endpoint = expressRouter(createWeChatHandler(options), { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger: options.logger });
+  const endpoint = expressHandler(createWeChatHandler(options), { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger: options.logger });
   return standaloneApp(options.path ?? '/wechat', endpoint, options.logger);
 }

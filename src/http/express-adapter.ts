@@ -1,21 +1,21 @@
 /**
- * The Express adapter over the framework-neutral handler (`wechat-handler.ts`): an Express `Router`
- * that answers requests to its mount path itself (`/` inside the router, so `/wechat` and
+ * The Express adapter over the framework-neutral handler (`wechat-handler.ts`): an Express handler
+ * that answers requests to its mount path itself (`/wechat` and
  * `/wechat/` when mounted at `/wechat`) and passes every other request on to the host app.
  *
  * It works whatever body parser the host mounted before it: a body already read as a string
  * (`express.text()`) or a Buffer (`express.raw()`) is used as it is; a body a parser turned into
  * something else (`express.json()`, `express.urlencoded()` with a type matching `text/xml`) cannot
- * be recovered, so that request is answered 500 and the log says to mount this router first.
+ * be recovered, so that request is answered 500 and the log says to mount this handler first.
  *
  * @module
  */
-import express, { type Request, type Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import getRawBody from 'raw-body';
 import type { EngineLogger } from '../dialog/engine.js';
 import { BodyReadError, type WeChatHttpResponse, type WeChatRequestHandler } from './wechat-handler.js';
 
-/** Options of {@link expressRouter}. */
+/** Options of {@link expressHandler}. */
 export interface ExpressAdapterOptions {
   /** Largest accepted POST body, in **bytes** (UTF-8); larger gets 413. */
   readonly bodyLimitBytes: number;
@@ -83,14 +83,13 @@ function send(res: Response, response: WeChatHttpResponse): void {
 }
 
 /**
- * An Express `Router` serving `handle` at its mount path. Errors of its own are logged and
+ * An Express handler serving `handle` at its mount path (`app.use(path, handler)`). Errors of its own are logged and
  * answered `500 internal error` here: they never reach the host's error handler (which might print
- * a stack trace to WeChat), and the host's own errors never pass through this router.
+ * a stack trace to WeChat), and the host's own errors never pass through this handler.
  */
-export function expressRouter(handle: WeChatRequestHandler, options: ExpressAdapterOptions): express.Router {
+export function expressHandler(handle: WeChatRequestHandler, options: ExpressAdapterOptions): RequestHandler {
   const { bodyLimitBytes, logger } = options;
-  const router = express.Router();
-  router.all('/', async (req, res) => {
+  const serve = async (req: Request, res: Response): Promise<void> => {
     try {
       const response = await handle({
         method: req.method,
@@ -103,6 +102,17 @@ export function expressRouter(handle: WeChatRequestHandler, options: ExpressAdap
       else logger.error({ err }, 'unexpected error while handling a request');
       if (!res.headersSent) send(res, { status: 500, contentType: 'text/plain; charset=utf-8', body: 'internal error' });
     }
-  });
-  return router;
+  };
+  // Only the mount path itself (`/wechat` or `/wechat/`, where Express leaves `req.url` as `/…`);
+  // a plain function rather than a Router with one route: no second layer of route matching per push.
+  return (req, res, next) => {
+    const url = req.url;
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path !== '/' && path !== '') {
+      next();
+      return;
+    }
+    void serve(req, res);
+  };
 }

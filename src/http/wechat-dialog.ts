@@ -26,7 +26,7 @@ import { isReply, text, type Reply } from '../wechat/replies.js';
 import { createLogger } from '../logging.js';
 import type { Metrics } from '../observability/metrics.js';
 import { combineObservers, turnLog } from '../observability/turn-log.js';
-import { expressRouter } from './express-adapter.js';
+import { expressHandler } from './express-adapter.js';
 import { createWeChatHandler, DEFAULT_MAX_AGE_SECONDS, type LateReplyOptions } from './wechat-handler.js';
 
 /** Options of {@link wechatDialog}. Every field but `token` and `router` is optional. */
@@ -240,7 +240,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
           },
         }),
   });
-  const router = expressRouter(handle, { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger });
+  const router = expressHandler(handle, { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger });
   const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
     router(req as Parameters<typeof router>[0], res as Parameters<typeof router>[1], next);
   };
