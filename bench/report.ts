@@ -176,7 +176,7 @@ export function memoryLine(costs: EngineCosts): string {
   const m = costs.memoryPerDialog;
   return (
     `Memory per active dialog, in-memory store: ${thousands(m.heapBytesPerDialog)} bytes of heap` +
-    (m.externalBytesPerDialog !== 0 ? ` (+ ${thousands(m.externalBytesPerDialog)} external)` : '') +
+    (m.externalBytesPerDialog >= 64 ? ` (+ ${thousands(m.externalBytesPerDialog)} external)` : '') +
     ` per user, ${thousands(m.users)} users each ${m.messagesPerDialog} messages into the accumulator ` +
     `(store entries, handled-message records and the engine's state cache together; ` +
     (m.exactGc ? 'heap measured after a full GC)' : 'approximate: no --expose-gc, measured without a forced GC)')

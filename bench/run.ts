@@ -7,6 +7,11 @@
  *                                  bench/README.md
  *   npm run bench -- --smoke       about 2 s per row, no warm-up, prints, judges nothing, writes nothing
  *   … --no-build                   skip the build (dist/ is already fresh, e.g. in the test)
+ *   … --only memory,redis          only these rows (ids: express, wechat, memory, redis, redis-secure,
+ *                                  redis-wc2), no engine-level part; judges nothing, writes nothing
+ *   … --cpu-prof                   the servers run with `node --cpu-prof`; after each row, a summary
+ *                                  of where its time went (bench/profile-summary.ts); judges nothing,
+ *                                  writes nothing but the profiles (their directory is printed)
  *
  * Each server runs as a child process of this one; the load generator (autocannon, with the walk's
  * request hooks) runs in this process. Exit status 1 when a row FAILED (a wrong reply, a non-200, a
@@ -15,13 +20,15 @@
  */
 import { fork, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { EngineCosts } from './engine-costs.js';
 import { failedRow, runRow, type RowSpec, type ServerCommand } from './load.js';
 import { describeMachine } from './proc.js';
+import { summarizeProfiles } from './profile-summary.js';
 import { benchRedisUrl, deleteKeys } from './redis.js';
 import { contentionTable, costsTable, judge, judgementsTable, memoryLine, rowsTable, type Judgement } from './report.js';
 import { BENCH_AES_KEY, BENCH_APPID, BENCH_TOKEN, type LoadPlan, type RowResult } from './shared.js';
@@ -29,6 +36,11 @@ import { BENCH_AES_KEY, BENCH_APPID, BENCH_TOKEN, type LoadPlan, type RowResult 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const build = !args.includes('--no-build');
+const onlyIndex = args.indexOf('--only');
+const only = onlyIndex >= 0 ? new Set((args[onlyIndex + 1] ?? '').split(',')) : undefined;
+const cpuProf = args.includes('--cpu-prof');
+/** A full run judges the targets and writes the results; a smoke, partial or profiled one does not. */
+const fullRun = !smoke && only === undefined && !cpuProf;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const runId = randomBytes(3).toString('hex');
 const log = (line = ''): void => console.log(line);
@@ -42,7 +54,11 @@ const QUIET_OTHER_CORES = 0.25;
 
 const startedAt = new Date();
 const machine = describeMachine();
+// Which code ran: the commit, and whether the server's sources differed from it (others may be editing).
+const git = (...gitArgs: string[]): string => spawnSync('git', gitArgs, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
+const code = { commit: git('rev-parse', '--short', 'HEAD') || 'unknown', uncommittedServerChanges: git('status', '--porcelain', '--', 'src', 'dialogs') !== '' };
 log(`bench ${smoke ? '--smoke ' : ''}(run ${runId}) on ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, load average ${machine.loadAverageAtStart.join(' ')}`);
+log(`code: commit ${code.commit}${code.uncommittedServerChanges ? ' plus uncommitted changes under src/ or dialogs/' : ''}`);
 log(
   `${plan.connections} connections, ${plan.warmupSeconds} s warm-up + ${plan.durationSeconds} s measured per row, ${plan.users} openids walking the accumulator; ` +
     'each server is a child process, the load generator (autocannon) runs in this process',
@@ -79,9 +95,12 @@ if (redisUrl === undefined) {
 log(redis ? `Redis ${redisVersion ?? '?'} at ${redisUrl} (key prefix wechat-dialog-bench:${runId}:…, removed afterwards)` : `Redis rows: ${redisProblem?.reason}`);
 
 const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
-const thisServer = (extra: Record<string, string>) =>
+const profileRoot = join(tmpdir(), `wechat-dialog-bench-profiles-${runId}`);
+const profileDir = (row: string): string => join(profileRoot, row);
+const profiling = (row: string): string[] => (cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir(row)] : []);
+const thisServer = (row: string, extra: Record<string, string>) =>
   (port: number): ServerCommand => ({
-    args: ['dist/src/cli/main.js', 'serve', '--router', 'dist/dialogs/router.js'],
+    args: [...profiling(row), 'dist/src/cli/main.js', 'serve', '--router', 'dist/dialogs/router.js'],
     env: {
       ...baseEnv,
       // No .env file of the checkout leaks in.
@@ -94,32 +113,32 @@ const thisServer = (extra: Record<string, string>) =>
       ...extra,
     },
   });
-const tsxServer = (file: string) =>
-  (port: number): ServerCommand => ({ args: ['--import', 'tsx', file], env: { ...baseEnv, PORT: String(port) } });
+const tsxServer = (row: string, file: string) =>
+  (port: number): ServerCommand => ({ args: [...profiling(row), '--import', 'tsx', file], env: { ...baseEnv, PORT: String(port) } });
 const redisEnv = (row: string): Record<string, string> => ({ REDIS_URL: redisUrl ?? '', REDIS_KEY_PREFIX: `wechat-dialog-bench:${runId}:${row}:` });
 
 interface PlannedRow extends RowSpec {
   readonly needsRedis: boolean;
 }
 const rows: PlannedRow[] = [
-  { id: 'express', label: 'bare Express 5, fixed reply XML', command: tsxServer('bench/servers/bare-express.ts'), check: 'fixed', encrypted: false, tag: `${runId}x`, needsRedis: false },
-  { id: 'wechat', label: 'npm `wechat` 2.1.0, signature, static reply', command: tsxServer('bench/servers/wechat-peer.ts'), check: 'fixed-addressed', encrypted: false, tag: `${runId}w`, needsRedis: false },
-  { id: 'memory', label: 'this server, in-memory store', command: thisServer({}), check: 'dialog', encrypted: false, tag: `${runId}m`, needsRedis: false },
-  { id: 'redis', label: 'this server, Redis (WEB_CONCURRENCY=1)', command: thisServer({ ...redisEnv('redis'), WEB_CONCURRENCY: '1' }), check: 'dialog', encrypted: false, tag: `${runId}r`, needsRedis: true },
+  { id: 'express', label: 'bare Express 5, fixed reply XML', command: tsxServer('express', 'bench/servers/bare-express.ts'), check: 'fixed', encrypted: false, tag: `${runId}x`, needsRedis: false },
+  { id: 'wechat', label: 'npm `wechat` 2.1.0, signature, static reply', command: tsxServer('wechat', 'bench/servers/wechat-peer.ts'), check: 'fixed-addressed', encrypted: false, tag: `${runId}w`, needsRedis: false },
+  { id: 'memory', label: 'this server, in-memory store', command: thisServer('memory', {}), check: 'dialog', encrypted: false, tag: `${runId}m`, needsRedis: false },
+  { id: 'redis', label: 'this server, Redis (WEB_CONCURRENCY=1)', command: thisServer('redis', { ...redisEnv('redis'), WEB_CONCURRENCY: '1' }), check: 'dialog', encrypted: false, tag: `${runId}r`, needsRedis: true },
   {
     id: 'redis-secure',
     label: 'this server, Redis, security mode (AES)',
-    command: thisServer({ ...redisEnv('secure'), WECHAT_APPID: BENCH_APPID, WECHAT_ENCODING_AES_KEY: BENCH_AES_KEY }),
+    command: thisServer('redis-secure', { ...redisEnv('secure'), WECHAT_APPID: BENCH_APPID, WECHAT_ENCODING_AES_KEY: BENCH_AES_KEY }),
     check: 'dialog',
     encrypted: true,
     tag: `${runId}s`,
     needsRedis: true,
   },
-  { id: 'redis-wc2', label: 'this server, Redis, WEB_CONCURRENCY=2', command: thisServer({ ...redisEnv('wc2'), WEB_CONCURRENCY: '2' }), check: 'dialog', encrypted: false, tag: `${runId}c`, needsRedis: true },
+  { id: 'redis-wc2', label: 'this server, Redis, WEB_CONCURRENCY=2', command: thisServer('redis-wc2', { ...redisEnv('wc2'), WEB_CONCURRENCY: '2' }), check: 'dialog', encrypted: false, tag: `${runId}c`, needsRedis: true },
 ];
 
 const results: RowResult[] = [];
-for (const spec of rows) {
+for (const spec of rows.filter((r) => only === undefined || only.has(r.id))) {
   if (spec.needsRedis && redis === undefined) {
     results.push(failedRow(spec, redisProblem?.status ?? 'SKIPPED', redisProblem?.reason ?? 'no Redis'));
     log(`  ${spec.label}: ${redisProblem?.status ?? 'SKIPPED'} (${redisProblem?.reason ?? 'no Redis'})`);
@@ -133,21 +152,26 @@ for (const spec of rows) {
   let row = await measure();
   // Other helpers' work on a shared machine takes CPU from the row: measure it once more and keep
   // the quieter measurement (a FAILED one is never set aside).
-  if (!smoke && row.status === 'ok' && row.otherCores > QUIET_OTHER_CORES) {
+  if (fullRun && row.status === 'ok' && row.otherCores > QUIET_OTHER_CORES) {
     log(`    other processes used ${row.otherCores} cores during that row: measuring it again`);
     const again = await measure();
     const kept = again.status !== 'ok' || again.otherCores < row.otherCores ? again : row;
     row = { ...kept, attempts: [row, again].map((r) => ({ reqPerSec: r.reqPerSec, p99: r.latencyMs.p99, otherCores: r.otherCores, status: r.status })) };
   }
   results.push(row);
+  if (cpuProf) {
+    const files = readdirSync(profileDir(spec.id)).filter((f) => f.endsWith('.cpuprofile'));
+    log(`    CPU profile of ${spec.id} (${files.length} process(es), warm-up included) in ${profileDir(spec.id)}:`);
+    log(summarizeProfiles(files.map((f) => join(profileDir(spec.id), f))).replace(/^/gm, '    '));
+  }
 }
 const bare = results.find((r) => r.id === 'express' && r.status === 'ok');
 for (const r of results) if (bare && r.status === 'ok') r.ratio = Math.round((r.reqPerSec / bare.reqPerSec) * 100) / 100;
 
 // Engine-level costs in a child process of their own (with --expose-gc for the memory figure).
 log();
-log('engine-level costs (no HTTP) …');
-const costs = await new Promise<EngineCosts | undefined>((resolve) => {
+if (only === undefined) log('engine-level costs (no HTTP) …');
+const costs = only !== undefined ? undefined : await new Promise<EngineCosts | undefined>((resolve) => {
   const child = fork('bench/engine-costs.ts', [...(smoke ? ['--smoke'] : []), ...(redis && redisUrl ? ['--redis', redisUrl] : []), '--prefix', `wechat-dialog-bench:${runId}:costs:`], {
     cwd: root,
     execArgv: ['--expose-gc', '--import', 'tsx'],
@@ -167,16 +191,17 @@ if (redis) {
   redis.disconnect();
 }
 
-const judgements: Judgement[] = judge(results, costs, smoke);
+const judgements: Judgement[] = judge(results, costs, !fullRun);
 const finishedAt = new Date();
 const loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
 const failedRows = results.filter((r) => r.status === 'FAILED');
-const costProblems = costs === undefined ? ['the engine-level part gave no result'] : costs.problems;
+const costProblems = only !== undefined ? [] : costs === undefined ? ['the engine-level part gave no result'] : costs.problems;
 
 const wc1 = results.find((r) => r.id === 'redis');
 const wc2 = results.find((r) => r.id === 'redis-wc2');
 const notes = [
-  `Node ${process.version}; ${machine.cpuModel}, ${machine.cores} cores; Redis ${redisVersion ?? 'not used'}.`,
+  `Node ${process.version}; ${machine.cpuModel}, ${machine.cores} cores; Redis ${redisVersion ?? 'not used'}; ${startedAt.toISOString()}.`,
+  `Code: commit ${code.commit}${code.uncommittedServerChanges ? ', with uncommitted changes under src/ or dialogs/ (work in progress at the time)' : ''}.`,
   `Load average ${machine.loadAverageAtStart.join(' ')} at the start, ${loadAtEnd.join(' ')} at the end (other work on the machine shows as "other processes" below).`,
   'Server CPU is the server process tree\'s user+system time (/proc/<pid>/stat) over the measured window divided by the requests answered in it; ' +
     'Redis CPU is `INFO cpu` (used_cpu_user + used_cpu_sys) of the whole Redis server over the same window (other clients of that Redis included), not in the server column.',
@@ -184,7 +209,7 @@ const notes = [
 
 const sections: string[] = [];
 sections.push(`### HTTP, side by side (${plan.connections} connections, ${plan.warmupSeconds} s warm-up + ${plan.durationSeconds} s measured per row)\n\n${rowsTable(results)}`);
-sections.push(`### Targets${smoke ? ' (smoke run: not judged)' : ''}\n\n${judgementsTable(judgements)}`);
+sections.push(`### Targets${fullRun ? '' : ' (not a full run: not judged)'}\n\n${judgementsTable(judgements)}`);
 sections.push(
   `### WEB_CONCURRENCY on Redis\n\n| WEB_CONCURRENCY | req/s | p99 ms |\n|---:|---:|---:|\n` +
     [wc1, wc2].map((r, i) => `| ${i + 1} | ${r && r.status === 'ok' ? Math.round(r.reqPerSec).toLocaleString('en-US') : (r?.status ?? '')} | ${r && r.status === 'ok' ? r.latencyMs.p99 : ''} |`).join('\n'),
@@ -210,12 +235,13 @@ log(`rows: ${results.map((r) => `${r.id} ${r.status}`).join(', ')}`);
 log(`bench-rows-json ${JSON.stringify(results.map(({ id, status, checked, wrong, non200, errors, reqPerSec }) => ({ id, status, checked, wrong, non200, errors, reqPerSec })))}`);
 log(`bench took ${Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000)} s`);
 
-if (!smoke) {
+if (fullRun) {
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const json = {
     date: startedAt.toISOString(),
     durationSeconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
     machine: { ...machine, loadAverageAtEnd: loadAtEnd, redisVersion: redisVersion ?? null },
+    code,
     plan,
     loadGenerator: 'autocannon 9, in the bench\'s main process; each server in a child process',
     rows: results,
