@@ -161,7 +161,7 @@ export class MemoryStore implements DialogStore {
     if (encoded === '') this.#entries.delete(stateKeyString('', key));
     else this.writeEncoded(key, encoded, ttlSeconds);
     if (handled !== undefined) this.#rememberNow(key, handled);
-    return { committed: true, snapshot: snapshotOf(encoded, this.#upTo(key)) };
+    return { committed: true, snapshot: snapshotOf(encoded, this.#upTo(key), encoded, next) };
   }
 
   /** @inheritDoc Kept in the same map as the states (under the same entry cap and sweep). */

@@ -315,7 +315,7 @@ export class RedisStore implements DialogStore {
     const [outcome, first = '', second = '', third] = reply.map(String);
     if (outcome === 'h') return { committed: false, snapshot: expected, handled: decodeHandled(first) };
     if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(third ?? 0), second) };
-    return { committed: true, snapshot: snapshotOf(value, Number(first), version) };
+    return { committed: true, snapshot: snapshotOf(value, Number(first), version, next) };
   }
 
   /** @inheritDoc One Lua script (`SET … NX EX`, then `handledUpTo`): one round trip. */

@@ -109,10 +109,11 @@ function decodeEffect(value: unknown): RecordedEffect | undefined {
 /**
  * The {@link Snapshot} of a stored value: `''` (nothing stored) or what {@link encodeState} wrote;
  * `handledUpTo` in Unix **seconds** when the store knows it; `token` the value itself unless the
- * store keeps a version of its own.
+ * store keeps a version of its own; `written`, the state `raw` encodes when the caller just wrote it.
  */
-export function snapshotOf(raw: string, handledUpTo?: number, token: string = raw): Snapshot {
-  const state = raw === '' ? undefined : decodeState(raw);
+export function snapshotOf(raw: string, handledUpTo?: number, token: string = raw, written?: DialogState): Snapshot {
+  // What was just written needs no decoding: `raw` is its encoding, and decoding it gives back the same state.
+  const state = raw === '' ? undefined : (written ?? decodeState(raw));
   const snapshot = { state, token, storedLength: raw.length };
   return handledUpTo === undefined ? snapshot : { ...snapshot, handledUpTo };
 }
