@@ -32,15 +32,17 @@ export interface OperationalRoute {
 /**
  * `endpoint` (the WeChat middleware) mounted at `path` on a bare app, with a 404 for every other
  * path and an error handler that logs and answers `500 internal error`. `routes` (health,
- * readiness, ...) are mounted with `app.get(route.path, route.handler)` first, before the WeChat
- * endpoint and the 404, in the order given.
+ * readiness, ...) are mounted with `app.get(route.path, route.handler)` after the WeChat endpoint
+ * (so pushes skip their matching) and before the 404, in the order given.
  */
 export function standaloneApp(path: string, endpoint: RequestHandler, logger: EngineLogger, routes: readonly OperationalRoute[] = []): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  for (const route of routes) app.get(route.path, route.handler);
+  // WeChat's path first: every push then skips the operational routes' matching (their paths
+  // differ from it; the endpoint passes anything under it but itself on, so they stay reachable).
   app.use(path, endpoint);
+  for (const route of routes) app.get(route.path, route.handler);
   app.use((_req, res) => {
     res.status(404).type('text/plain; charset=utf-8').send('not found');
   });
