@@ -222,7 +222,7 @@ export class DialogEngine {
       if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log, stats);
       for (let attempt = 1; ; attempt += 1) {
         stats.replayLength = 0;
-        const plan = await this.plan(snapshot.state, message, log, stats);
+        const plan = await this.plan(snapshot.state, message, identity, log, stats);
         const isLate = (): boolean => lateAfter !== undefined && Date.now() >= lateAfter;
         if (!('next' in plan)) {
           // Writing nothing is only safe to decide on a fresh read, except for a retry: its reply
@@ -286,8 +286,7 @@ export class DialogEngine {
    * be deleted is kept, ended, for that memory: a WeChat retry that arrives after the user moved on
    * to another dialog still gets its own reply.
    */
-  private async plan(stored: DialogState | undefined, message: InboundMessage, log: TurnLog, stats: TurnStats): Promise<Plan> {
-    const identity = messageIdentity(message);
+  private async plan(stored: DialogState | undefined, message: InboundMessage, identity: string, log: TurnLog, stats: TurnStats): Promise<Plan> {
     const seen = stored?.recent?.find((r) => r.id === identity);
     if (seen !== undefined) {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
@@ -305,7 +304,7 @@ export class DialogEngine {
   /** {@link plan} for a message that is not in `recent`. */
   private async planNew(stored: DialogState | undefined, message: InboundMessage, identity: string, log: TurnLog, stats: TurnStats): Promise<Plan> {
     log.dialog = stored?.dialog;
-    const retried = stored === undefined ? undefined : await this.replayRetry(stored, identity, stats);
+    const retried = stored === undefined ? undefined : await this.replayRetry(stored, identity, message.CreateTime, stats);
     if (retried !== undefined) {
       this.logger.info({ ...log, dialog: stored?.dialog }, 'a retry of a message already handled: same reply, no change');
       return { result: retried };
@@ -346,8 +345,9 @@ export class DialogEngine {
    * If the message with `identity` is one `stored` already has (a WeChat retry), the reply it got: the dialog
    * replayed up to it. `undefined` when it is a new message, or the state cannot be replayed.
    */
-  private async replayRetry(stored: DialogState, identity: string, stats: TurnStats): Promise<TurnResult | undefined> {
-    const index = stored.messages.findIndex((m) => messageIdentity(m) === identity);
+  private async replayRetry(stored: DialogState, identity: string, createTime: number, stats: TurnStats): Promise<TurnResult | undefined> {
+    // A retry carries its message's CreateTime: compare identities (a string each) only for those.
+    const index = stored.messages.findIndex((m) => m.CreateTime === createTime && messageIdentity(m) === identity);
     if (index === -1) return undefined;
     const dialog = this.router.dialog(stored.dialog);
     if (dialog === undefined || dialog.version !== stored.version) return undefined;
