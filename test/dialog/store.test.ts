@@ -2,6 +2,7 @@
  * The DialogStore contract, run against every store (test/support/stores.ts), plus how the Redis
  * store behaves when Redis cannot be reached.
  */
+import { encodeState } from '../../src/dialog/store/state-codec.js';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RedisStore } from '../../src/dialog/store/redis-store.js';
@@ -136,6 +137,22 @@ describe.each(storeFactories())('DialogStore contract: $name', (factory) => {
     expect(await s.store.load(key('oA'))).toBeUndefined();
   });
 
+  it('a commit planned before a write that left no version (a server of an older release) is refused', async () => {
+    if (!s.writeRaw) return;
+    const k = key('oRolling');
+    const first = await s.store.commit(k, await s.store.read(k), state('oRolling'), 60);
+    expect(first.committed).toBe(true);
+    // An older server writes the value alone, as it always did (no version beside it).
+    const olderWrite = { ...state('oRolling'), messages: [...state('oRolling').messages, text('oRolling', 'from an older server', '7300000000000000099')] };
+    await s.writeRaw(k, encodeState(olderWrite), 60);
+    const stale = await s.store.commit(k, first.snapshot, { ...state('oRolling'), dialog: 'stale-plan' }, 60);
+    expect(stale.committed).toBe(false);
+    expect(stale.snapshot.state).toEqual(olderWrite);
+    expect(await s.store.load(k)).toEqual(olderWrite);
+    // Planned again from what is there, the commit goes through.
+    expect((await s.store.commit(k, stale.snapshot, { ...olderWrite, dialog: 'fresh-plan' }, 60)).committed).toBe(true);
+  });
+
   it('loads a corrupt or foreign-format stored value as undefined', async () => {
     if (!s.writeRaw) return;
     const corrupt = ['', 'not json', '{"f":1,"dialog":"x"', JSON.stringify({ ...state('oA'), f: 2 }), '{"f":1,"dialog":"x","version":"v","messages":[],"effects":[]}'];
@@ -250,7 +267,7 @@ describe('RedisStore when Redis cannot be reached', () => {
       }
       const loadError = (results[0] as PromiseRejectedResult).reason as StoreUnavailableError;
       // Refused connections are not timeouts: the message gives ioredis's reason instead of a time.
-      expect(loadError.message).toMatch(/^Redis could not run MGET \(Reached the max retries per request limit.*\): check REDIS_URL and that Redis is running$/);
+      expect(loadError.message).toMatch(/^Redis could not run EVALSHA \(Reached the max retries per request limit.*\): check REDIS_URL and that Redis is running$/);
       expect(loadError.cause).toBeInstanceOf(Error);
 
       // Later calls fail just as fast: the client keeps retrying in the background.

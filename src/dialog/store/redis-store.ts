@@ -85,26 +85,40 @@ const QUIT_TIMEOUT_MS = 2_000;
 const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'reconnecting', 'close']);
 
 /**
+ * The compare-and-set token of a state, computed where it is stored: `<version>#<the value's length
+ * as STRLEN gives it>`, `''` when neither is there. The length also catches a write by a server
+ * from before versions (which writes the value alone) during a rolling deploy; `STRLEN` is O(1).
+ */
+const TOKEN_LUA = `
+local function token(stateKey, versionKey)
+  local version = redis.call('GET', versionKey) or ''
+  local length = redis.call('STRLEN', stateKey)
+  if version == '' and length == 0 then return '' end
+  return version .. '#' .. string.format('%d', length)
+end
+`;
+
+/**
  * Compare-and-set of one user's state, remembering the message handled (see
  * {@link RedisStore.commit}). KEYS[1] the state key, KEYS[2] the message's handled key, KEYS[3]
  * the user's `handledUpTo` key, KEYS[4] the state's version key (all in one hash slot); ARGV[1]
  * the version the caller read ('' = none); ARGV[2] the new value ('' = delete); ARGV[3] the state's
  * TTL in seconds; ARGV[4] what the message got ('' = remember nothing); ARGV[5] how long to
  * remember it, in seconds; ARGV[6] its CreateTime; ARGV[7] the new version (unique). The
- * comparison is of versions, not values, so a commit sends the new state once and Redis compares
- * a few bytes, however long the dialog. Returns `{'h', got}` when the message is remembered
+ * comparison is of versions (with the value's length in bytes, `<version>#<STRLEN>`, which also
+ * catches a write by a server from before versions during a rolling deploy), not values, so a
+ * commit sends the new state once and Redis compares a few bytes, however long the dialog. Returns `{'h', got}` when the message is remembered
  * already (nothing written), `{'c', current, version, upTo}` when the state had changed (nothing
  * written), else `{'ok', upTo}`.
  */
-const COMMIT_SCRIPT = `
+const COMMIT_SCRIPT = `${TOKEN_LUA}
 if ARGV[4] ~= '' then
   local got = redis.call('GET', KEYS[2])
   if got then return {'h', got} end
 end
-local version = redis.call('GET', KEYS[4])
-if version == false then version = '' end
-if version ~= ARGV[1] then
-  return {'c', redis.call('GET', KEYS[1]) or '', version, redis.call('GET', KEYS[3]) or '0'}
+local current = token(KEYS[1], KEYS[4])
+if current ~= ARGV[1] then
+  return {'c', redis.call('GET', KEYS[1]) or '', current, redis.call('GET', KEYS[3]) or '0'}
 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1], KEYS[4])
@@ -118,7 +132,18 @@ if ARGV[4] ~= '' then
   if tonumber(ARGV[6]) > upTo then upTo = tonumber(ARGV[6]) end
   redis.call('SET', KEYS[3], upTo, 'EX', tonumber(ARGV[5]))
 end
-return {'ok', tostring(upTo)}
+return {'ok', tostring(upTo), token(KEYS[1], KEYS[4])}
+`;
+
+/**
+ * Reads one user's state for {@link RedisStore.read}: KEYS[1] the state key, KEYS[2] its version
+ * key, KEYS[3] the user's `handledUpTo` key, KEYS[4] a message's handled key, read only when
+ * ARGV[1] is `1`. Returns `{value, token, upTo, got}` (`''` for what is absent).
+ */
+const READ_SCRIPT = `${TOKEN_LUA}
+local got = ''
+if ARGV[1] == '1' then got = redis.call('GET', KEYS[4]) or '' end
+return {redis.call('GET', KEYS[1]) or '', token(KEYS[1], KEYS[2]), redis.call('GET', KEYS[3]) or '', got}
 `;
 
 /**
@@ -152,6 +177,7 @@ interface CommitCommand {
     version: string,
   ): Promise<string[]>;
   dialogRemember(handledKey: string, upToKey: string, got: string, ttlSeconds: number, createTime: number): Promise<string[]>;
+  dialogRead(stateKey: string, versionKey: string, upToKey: string, handledKey: string, readHandled: '0' | '1'): Promise<string[]>;
 }
 
 /** The client with the commit script defined on it. */
@@ -240,6 +266,7 @@ export class RedisStore implements DialogStore {
   constructor(options: RedisStoreOptions) {
     options.redis.defineCommand('dialogCommit', { numberOfKeys: 4, lua: COMMIT_SCRIPT });
     options.redis.defineCommand('dialogRemember', { numberOfKeys: 2, lua: REMEMBER_SCRIPT });
+    options.redis.defineCommand('dialogRead', { numberOfKeys: 4, lua: READ_SCRIPT });
     this.#redis = options.redis as ScriptedClient;
     this.#keyPrefix = options.keyPrefix;
   }
@@ -261,11 +288,14 @@ export class RedisStore implements DialogStore {
    */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const storageKey = this.#key(key);
-    const keys = [storageKey, versionKey(storageKey), upToKey(storageKey), ...(identity === undefined ? [] : [handledKey(storageKey, identity)])];
-    await this.#whenSendable('MGET', storageKey, 'read');
-    const [raw, version, upTo, got] = await this.#run('MGET', () => this.#redis.mget(...keys));
-    const snapshot = snapshotOf(raw ?? '', Number(upTo ?? 0), version ?? '');
-    return got === null || got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
+    await this.#whenSendable('EVALSHA', storageKey, 'read');
+    const [raw = '', token = '', upTo = '', got = ''] = (
+      await this.#run('EVALSHA', () =>
+        this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), handledKey(storageKey, identity ?? ''), identity === undefined ? '0' : '1'),
+      )
+    ).map(String);
+    const snapshot = snapshotOf(raw, Number(upTo || 0), token);
+    return got === '' ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
   /**
@@ -315,7 +345,7 @@ export class RedisStore implements DialogStore {
     const [outcome, first = '', second = '', third] = reply.map(String);
     if (outcome === 'h') return { committed: false, snapshot: expected, handled: decodeHandled(first) };
     if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(third ?? 0), second) };
-    return { committed: true, snapshot: snapshotOf(value, Number(first), version, next) };
+    return { committed: true, snapshot: snapshotOf(value, Number(first), second, next) };
   }
 
   /** @inheritDoc One Lua script (`SET … NX EX`, then `handledUpTo`): one round trip. */
@@ -342,17 +372,20 @@ export class RedisStore implements DialogStore {
     const deadline = performance.now() + SETTLE_WAIT_MS;
     while (!this.#closed && performance.now() < deadline) {
       try {
-        await this.#whenSendable('MGET', storageKey, 'read');
-        const [raw, current] = await this.#run('MGET', () => this.#redis.mget(storageKey, versionKey(storageKey)));
-        // handledUpTo is not read here: the snapshot is one to plan from again, with a lookup.
-        if ((current ?? '') === version && (raw ?? '') === value) return { committed: true, snapshot: snapshotOf(value, undefined, version) };
-        return { committed: false, snapshot: snapshotOf(raw ?? '', undefined, current ?? '') };
+        await this.#whenSendable('EVALSHA', storageKey, 'read');
+        const [raw = '', token = ''] = (
+          await this.#run('EVALSHA', () => this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), handledKey(storageKey, ''), '0'))
+        ).map(String);
+        // handledUpTo is not used here: the snapshot is one to plan from again, with a lookup.
+        const committed = raw === value && (value === '' ? token === '' : token.startsWith(`${version}#`));
+        return { committed, snapshot: committed ? snapshotOf(value, undefined, token, undefined) : snapshotOf(raw, undefined, token) };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
     return undefined;
   }
+
 
 
   /**
