@@ -41,10 +41,17 @@ function isHttpError(err: unknown): err is { status: number; type?: string } {
   return typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number';
 }
 
-/** A query value, or undefined when absent, repeated, or parsed into an object by an extended parser. */
-function queryValue(req: Request, name: string): string | undefined {
-  const value: unknown = req.query[name];
-  return typeof value === 'string' ? value : undefined;
+/**
+ * The request's query, parsed once: Express 5's `req.query` is a getter that parses the query
+ * string again on every access. A value is `undefined` when absent, repeated, or parsed into an
+ * object by an extended parser.
+ */
+function queryOf(req: Request): (name: string) => string | undefined {
+  const query: Record<string, unknown> = req.query;
+  return (name) => {
+    const value = query[name];
+    return typeof value === 'string' ? value : undefined;
+  };
 }
 
 /**
@@ -93,7 +100,7 @@ export function expressHandler(handle: WeChatRequestHandler, options: ExpressAda
     try {
       const response = await handle({
         method: req.method,
-        query: (name) => queryValue(req, name),
+        query: queryOf(req),
         readBody: () => readBody(req, bodyLimitBytes),
       });
       send(res, response);
