@@ -9,6 +9,7 @@ import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
 import type { Dialog, DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { appendMessage } from './store/state-codec.js';
 import { notify, type EngineObserver } from './observer.js';
 import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_ENTRIES, SnapshotCache } from './snapshot-cache.js';
 import { DEFAULT_EFFECT_TIMEOUT_MS, replay } from './replay.js';
@@ -317,7 +318,7 @@ export class DialogEngine {
         this.logger.warn({ ...log, limit: this.maxMessages }, `dialog ${active.name} reached ${this.maxMessages} messages and was ended`);
         return { result: { reply: this.tooLongReply, outcome: 'ended', dialog: active.name }, next: undefined };
       }
-      const messages = [...stored.messages, message];
+      const messages = appendMessage(stored.messages, message);
       stats.replayLength = messages.length;
       const outcome = await replay(active, messages, stored.effects, contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
       if (outcome.kind === 'waiting') {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeState, encodeState, STATE_FORMAT_VERSION } from '../../src/dialog/store/state-codec.js';
+import { appendMessage, decodeState, encodeState, STATE_FORMAT_VERSION } from '../../src/dialog/store/state-codec.js';
 import type { DialogState } from '../../src/dialog/store/store.js';
 
 const message = { MsgType: 'text', ToUserName: 'gh_abc', FromUserName: 'oUser', CreateTime: 1_700_000_000, MsgId: '18446744073709551615', Content: '你好 😀 ]]>\n' } as const;
@@ -110,5 +110,32 @@ describe('encodeState / decodeState', () => {
   it.each(rejected)('decodes %s as undefined', (_, input) => {
     expect(() => decodeState(input)).not.toThrow();
     expect(decodeState(input)).toBeUndefined();
+  });
+});
+
+describe('encodeState on a history built by appendMessage', () => {
+  const at = (i: number) => ({
+    ToUserName: 'gh_0123456789ab',
+    FromUserName: 'oUser000000000000000000000001',
+    CreateTime: 1_700_000_000 + i,
+    MsgType: 'text' as const,
+    Content: `第${i}条 "quoted" ]]> \n`,
+    MsgId: String(7_300_000_000_000_000_000n + BigInt(i)),
+  });
+
+  it('writes exactly what JSON.stringify of the whole state writes, turn after turn', () => {
+    let messages = appendMessage([], at(0));
+    for (let i = 1; i < 30; i += 1) {
+      const state = { dialog: 'd', version: 'v', messages, effects: [{ ok: i }, {}, { error: 'x' }], ...(i % 3 === 0 ? { ended: true as const } : {}), recent: [{ id: `m${i}`, reply: null }] };
+      const plain = JSON.stringify({ f: STATE_FORMAT_VERSION, dialog: 'd', version: 'v', messages, effects: state.effects, ...(state.ended ? { ended: true } : {}), recent: state.recent });
+      expect(encodeState(state)).toBe(plain);
+      expect(decodeState(encodeState(state))).toEqual(state);
+      messages = appendMessage(messages, at(i));
+    }
+  });
+
+  it('a list not made by appendMessage (decoded, or built by hand) is encoded in full', () => {
+    const messages = [at(0), at(1)];
+    expect(encodeState({ dialog: 'd', version: 'v', messages, effects: [] })).toBe(JSON.stringify({ f: STATE_FORMAT_VERSION, dialog: 'd', version: 'v', messages, effects: [] }));
   });
 });

@@ -27,15 +27,44 @@ export const STATE_FORMAT_VERSION = 1;
  *   `bigint`), which the {@link DialogState} type does not allow.
  */
 export function encodeState(state: DialogState): string {
-  return JSON.stringify({
-    f: STATE_FORMAT_VERSION,
-    dialog: state.dialog,
-    version: state.version,
-    messages: state.messages,
-    effects: state.effects,
-    ...(state.ended === true ? { ended: true } : {}),
-    ...(state.recent === undefined || state.recent.length === 0 ? {} : { recent: state.recent }),
-  });
+  // The same text as JSON.stringify of { f, dialog, version, messages, effects, ended?, recent? },
+  // with the messages' JSON built on the previous state's when the list was made by appendMessage.
+  return (
+    `{"f":${STATE_FORMAT_VERSION},"dialog":${JSON.stringify(state.dialog)},"version":${JSON.stringify(state.version)},` +
+    `"messages":${encodeMessages(state.messages)},"effects":${JSON.stringify(state.effects)}` +
+    `${state.ended === true ? ',"ended":true' : ''}` +
+    `${state.recent === undefined || state.recent.length === 0 ? '' : `,"recent":${JSON.stringify(state.recent)}`}}`
+  );
+}
+
+/** The JSON of message lists already encoded (held as long as the list is: the engine's cache keeps it). */
+const messagesJson = new WeakMap<readonly InboundMessage[], string>();
+/** How a list made by {@link appendMessage} was made: its predecessor and the message added. */
+const appendedTo = new WeakMap<readonly InboundMessage[], { readonly previous: readonly InboundMessage[]; readonly message: InboundMessage }>();
+
+/**
+ * `[...messages, message]`, remembered as such: encoding it then reuses the JSON of `messages`
+ * (encoded when the previous state was written) instead of serializing every message again, so
+ * the work a turn does on the history does not grow with its length (the text written still does).
+ */
+export function appendMessage(messages: readonly InboundMessage[], message: InboundMessage): readonly InboundMessage[] {
+  const next = [...messages, message];
+  appendedTo.set(next, { previous: messages, message });
+  return next;
+}
+
+function encodeMessages(messages: readonly InboundMessage[]): string {
+  const known = messagesJson.get(messages);
+  if (known !== undefined) return known;
+  const link = appendedTo.get(messages);
+  const json =
+    link === undefined
+      ? JSON.stringify(messages)
+      : link.previous.length === 0
+        ? `[${JSON.stringify(link.message)}]`
+        : `${encodeMessages(link.previous).slice(0, -1)},${JSON.stringify(link.message)}]`;
+  messagesJson.set(messages, json);
+  return json;
 }
 
 /**
