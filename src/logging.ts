@@ -112,3 +112,25 @@ function scrubbed(err: unknown, secrets: readonly string[], depth: number): Erro
   if (typeof code === 'string' || typeof code === 'number') Object.assign(copy, { code });
   return copy;
 }
+
+/**
+ * A Redis URL as it may appear in a log line: the password replaced by `***`
+ * (`rediss://user:***@host:6380/0`, `redis://:***@host`), and a user name without a password too
+ * (`redis://***@host`: it is likely a password without its colon). A URL that does not parse, or
+ * has an `@` after its host (a password with an unencoded `/`, `?` or `#`), is shown as its scheme
+ * only (`redis://[redacted]`): where the password ends is unknown.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0] ?? '';
+    return `${scheme}[redacted]`;
+  }
+  // An '@' after the host means a password with an unencoded '/', '?' or '#': the host is part of it.
+  if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) return `${parsed.protocol}//[redacted]`;
+  if (parsed.password !== '') parsed.password = '***';
+  else if (parsed.username !== '') parsed.username = '***';
+  return parsed.href;
+}

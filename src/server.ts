@@ -1,6 +1,6 @@
 /**
- * One server: store, engine, app, listening. Used by `main.ts` directly (one process) or in each
- * worker of `cluster.ts` (several processes sharing one port and one Redis).
+ * One server: store, engine, app, listening. Used by the `serve` command directly (one process) or
+ * in each worker of `cluster.ts` (several processes sharing one port and one Redis).
  *
  * @module
  */
@@ -8,6 +8,7 @@ import type { EventEmitter } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { redactUrl } from './logging.js';
 import type { Router } from './dialog/router.js';
 import { MemoryStore } from './dialog/store/memory-store.js';
 import { RedisStore } from './dialog/store/redis-store.js';
@@ -49,27 +50,7 @@ export function throttledWarning(logger: Pick<Logger, 'warn'>, message: string, 
   };
 }
 
-/**
- * A Redis URL as it may appear in a log line: the password replaced by `***`
- * (`rediss://user:***@host:6380/0`, `redis://:***@host`), and a user name without a password too
- * (`redis://***@host`: it is likely a password without its colon). A URL that does not parse, or
- * has an `@` after its host (a password with an unencoded `/`, `?` or `#`), is shown as its scheme
- * only (`redis://[redacted]`): where the password ends is unknown.
- */
-export function redactUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0] ?? '';
-    return `${scheme}[redacted]`;
-  }
-  // An '@' after the host means a password with an unencoded '/', '?' or '#': the host is part of it.
-  if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) return `${parsed.protocol}//[redacted]`;
-  if (parsed.password !== '') parsed.password = '***';
-  else if (parsed.username !== '') parsed.username = '***';
-  return parsed.href;
-}
+export { redactUrl } from './logging.js';
 
 /**
  * Logs the ups and downs of a Redis connection (an ioredis `Redis` or `Cluster`), from its events:

@@ -26,7 +26,7 @@ import { createRedisClient, createRedisClusterClient } from '../dialog/store/red
 import { versionKey } from '../dialog/store/redis-store.js';
 import { decodeState } from '../dialog/store/state-codec.js';
 import type { DialogState } from '../dialog/store/store.js';
-import { redactUrl } from '../server.js';
+import { redactUrl } from '../logging.js';
 import type { InboundMessage } from '../wechat/messages.js';
 
 /**
