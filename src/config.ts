@@ -5,6 +5,9 @@
  * @module
  */
 import { z } from 'zod';
+import { MAX_TIMEOUT_MS } from './dialog/dialog.js';
+import { APP_ID_FORMAT, ENCODING_AES_KEY_FORMAT } from './wechat/crypto.js';
+import { TOKEN_FORMAT } from './wechat/signature.js';
 
 /** The validated configuration. */
 export interface Config {
@@ -112,7 +115,7 @@ const emptyAsUndefined = (value: unknown): unknown => (value === '' ? undefined 
 const schema = z.object({
   WECHAT_TOKEN: z
     .string({ error: 'is required: the Token (令牌) you set in the Official Account console, 3 to 32 letters or digits' })
-    .regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits, as the Official Account console requires'),
+    .regex(TOKEN_FORMAT, 'must be 3 to 32 letters or digits, as the Official Account console requires'),
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   PORT: z.preprocess(emptyAsUndefined, integer(1, 65535).default(3000)),
   WECHAT_PATH: z.preprocess(
@@ -178,26 +181,26 @@ const schema = z.object({
   ),
   DIALOG_MAX_MESSAGES: z.preprocess(emptyAsUndefined, integer(1, 10_000).default(100)),
   REQUEST_MAX_AGE_SECONDS: z.preprocess(emptyAsUndefined, integer(0, 86_400).default(300)),
-  EFFECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, integer(1, 2_147_483_647).default(30_000)),
+  EFFECT_TIMEOUT_MS: z.preprocess(emptyAsUndefined, integer(1, MAX_TIMEOUT_MS).default(30_000)),
   STATE_CACHE_BYTES: z.preprocess(emptyAsUndefined, integer(0, 2 ** 40).default(64 * 1024 * 1024)),
   MEMORY_STORE_MAX_ENTRIES: z.preprocess(emptyAsUndefined, integer(1, 100_000_000).default(100_000)),
   WEB_CONCURRENCY: z.preprocess(emptyAsUndefined, integer(1, 64).default(1)),
   WECHAT_APPID: z.preprocess(
     emptyAsUndefined,
-    z.string().regex(/^[A-Za-z0-9_]{1,64}$/, "must be the account's AppID (开发者ID), e.g. wx0123456789abcdef").optional(),
+    z.string().regex(APP_ID_FORMAT, "must be the account's AppID (开发者ID), e.g. wx0123456789abcdef").optional(),
   ),
   WECHAT_ENCODING_AES_KEY: z.preprocess(
     emptyAsUndefined,
     z
       .string()
-      .regex(/^[A-Za-z0-9]{43}$/, 'must be the 43-letter-or-digit EncodingAESKey (消息加解密密钥) from the console')
+      .regex(ENCODING_AES_KEY_FORMAT, 'must be the 43-letter-or-digit EncodingAESKey (消息加解密密钥) from the console')
       .optional(),
   ),
   WECHAT_ENCODING_AES_KEY_PREVIOUS: z.preprocess(
     emptyAsUndefined,
     z
       .string()
-      .regex(/^[A-Za-z0-9]{43}$/, 'must be the previous 43-letter-or-digit EncodingAESKey, kept while the console switches keys')
+      .regex(ENCODING_AES_KEY_FORMAT, 'must be the previous 43-letter-or-digit EncodingAESKey, kept while the console switches keys')
       .optional(),
   ),
   WECHAT_APPSECRET: z.preprocess(

@@ -28,13 +28,9 @@ import { decodeState } from '../dialog/store/state-codec.js';
 import type { DialogState } from '../dialog/store/store.js';
 import { redactUrl } from '../logging.js';
 import type { InboundMessage } from '../wechat/messages.js';
+// The parser refuses any other id, so no state key holds one.
+import { WECHAT_ID } from '../wechat/parser.js';
 
-/**
- * What an account id (`ToUserName`) and an openid (`FromUserName`) must be: 1 to 64 ASCII letters,
- * digits, `_` and `-`. A copy of `WECHAT_ID` in src/wechat/parser.ts, which is not exported: the
- * parser refuses any other id, so no state key holds one.
- */
-const WECHAT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** How long to wait for the connection (on a cluster: for the slot map), in **milliseconds**. */
 const READY_TIMEOUT_MS = 3_000;

@@ -7,7 +7,7 @@
 import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
-import type { Dialog, DialogContext } from './dialog.js';
+import { isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { appendMessage } from './store/state-codec.js';
 import { notify, type EngineObserver } from './observer.js';
@@ -115,10 +115,10 @@ export const RECENT_REPLIES = 5;
 /** How many times a turn starts over when another process changed the state meanwhile. */
 export const MAX_TURN_ATTEMPTS = 5;
 
-/** The default apology, sent when a dialog throws or the store fails. */
 /** How long handled messages are remembered by default, in **seconds**: twice the default freshness window of 300 s. */
 export const DEFAULT_HANDLED_TTL_SECONDS = 600;
 
+/** The default apology, sent when a dialog throws or the store fails. */
 export const DEFAULT_APOLOGY: Reply = text('抱歉，出了点问题，请稍后再试。');
 
 const silentLogger: EngineLogger = { info() {}, warn() {}, error() {} };
@@ -167,8 +167,8 @@ export class DialogEngine {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
     }
     this.effectTimeoutMs = options.effectTimeoutMs ?? DEFAULT_EFFECT_TIMEOUT_MS;
-    if (!Number.isInteger(this.effectTimeoutMs) || this.effectTimeoutMs < 1 || this.effectTimeoutMs > 2_147_483_647) {
-      throw new RangeError(`effectTimeoutMs must be a positive integer of milliseconds, at most 2147483647; got ${this.effectTimeoutMs}`);
+    if (!isValidTimeoutMs(this.effectTimeoutMs)) {
+      throw new RangeError(`effectTimeoutMs must be a positive integer of milliseconds, at most ${MAX_TIMEOUT_MS}; got ${this.effectTimeoutMs}`);
     }
   }
 
@@ -221,10 +221,10 @@ export class DialogEngine {
     try {
       snapshot ??= await this.store.read(key, identity);
       if (snapshot.handled !== undefined) return this.repeated(snapshot.handled.reply, log, stats);
+      const isLate = (): boolean => lateAfter !== undefined && Date.now() >= lateAfter;
       for (let attempt = 1; ; attempt += 1) {
         stats.replayLength = 0;
         const plan = await this.plan(snapshot.state, message, identity, log, stats);
-        const isLate = (): boolean => lateAfter !== undefined && Date.now() >= lateAfter;
         if (!('next' in plan)) {
           // Writing nothing is only safe to decide on a fresh read, except for a retry: its reply
           // was fixed when the message was first handled.

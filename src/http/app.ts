@@ -55,6 +55,6 @@ export function standaloneApp(path: string, endpoint: RequestHandler, logger: En
 
 /** The app for an engine you built yourself (tests, tools). `wechatDialog` is the usual way in. */
 export function createApp(options: AppOptions): express.Express {
-  const endpoint = expressHandler(createWeChatHandler(options), { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger: options.logger });
+  const endpoint = expressHandler(createWeChatHandler(options), { bodyLimitBytes: options.bodyLimitBytes, logger: options.logger });
   return standaloneApp(options.path ?? '/wechat', endpoint, options.logger);
 }

@@ -15,10 +15,13 @@ import getRawBody from 'raw-body';
 import type { EngineLogger } from '../dialog/engine.js';
 import { BodyReadError, type WeChatHttpResponse, type WeChatRequestHandler } from './wechat-handler.js';
 
+/** The largest POST body accepted unless configured, in **bytes** (64 KiB: a push is a few hundred). */
+export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
+
 /** Options of {@link expressHandler}. */
 export interface ExpressAdapterOptions {
-  /** Largest accepted POST body, in **bytes** (UTF-8); larger gets 413. */
-  readonly bodyLimitBytes: number;
+  /** Largest accepted POST body, in **bytes** (UTF-8); larger gets 413. @default DEFAULT_BODY_LIMIT_BYTES (65536) */
+  readonly bodyLimitBytes?: number | undefined;
   /** Where to log adapter failures (a body consumed by another parser, an unexpected error). */
   readonly logger: EngineLogger;
 }
@@ -95,7 +98,7 @@ function send(res: Response, response: WeChatHttpResponse): void {
  * a stack trace to WeChat), and the host's own errors never pass through this handler.
  */
 export function expressHandler(handle: WeChatRequestHandler, options: ExpressAdapterOptions): RequestHandler {
-  const { bodyLimitBytes, logger } = options;
+  const { bodyLimitBytes = DEFAULT_BODY_LIMIT_BYTES, logger } = options;
   const serve = async (req: Request, res: Response): Promise<void> => {
     try {
       const response = await handle({

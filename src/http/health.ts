@@ -17,6 +17,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isValidTimeoutMs } from '../dialog/dialog.js';
 import type { DialogStore } from '../dialog/store/store.js';
 
 /**
@@ -50,8 +51,6 @@ export interface ReadinessHandlerOptions {
   readonly timeoutMs?: number;
 }
 
-/** Largest timer delay Node accepts, in ms. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /** Answers `status` with a short text body, never cached. Only GET and HEAD are answered; others get 405. */
 function answer(req: IncomingMessage, res: ServerResponse, status: number, body: string): void {
@@ -103,7 +102,7 @@ function shortReason(err: unknown): string {
  */
 export function readinessHandler(options: ReadinessHandlerOptions): HealthRequestHandler {
   const { store, isShuttingDown = () => false, timeoutMs = DEFAULT_READINESS_TIMEOUT_MS } = options;
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+  if (!isValidTimeoutMs(timeoutMs)) {
     throw new RangeError(`readinessHandler: timeoutMs must be a positive integer of milliseconds, got ${timeoutMs}`);
   }
   const check = async (): Promise<string | undefined> => {

@@ -20,7 +20,8 @@ import { RedisStore } from '../dialog/store/redis-store.js';
 import type { DialogStore } from '../dialog/store/store.js';
 import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken, type AccessTokenCache } from '../delivery/access-token.js';
 import { CustomerServiceSender } from '../delivery/late-replies.js';
-import { parseEncodingAESKey } from '../wechat/crypto.js';
+import { APP_ID_FORMAT, parseEncodingAESKey } from '../wechat/crypto.js';
+import { TOKEN_FORMAT } from '../wechat/signature.js';
 import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-service.js';
 import { isReply, text, type Reply } from '../wechat/replies.js';
 import { createLogger } from '../logging.js';
@@ -154,11 +155,11 @@ function validate(options: WechatDialogOptions): void {
   const fail = (option: string, message: string): never => {
     throw new WechatDialogOptionsError(option, `wechatDialog: ${option} ${message}`);
   };
-  if (typeof options.token !== 'string' || !/^[A-Za-z0-9]{3,32}$/.test(options.token)) {
+  if (typeof options.token !== 'string' || !TOKEN_FORMAT.test(options.token)) {
     fail('token', 'must be the Token (令牌) from the Official Account console: 3 to 32 letters or digits');
   }
   if (typeof options.router?.decide !== 'function') fail('router', 'must be a router table: createRouter({ routes, fallback })');
-  if (options.appId !== undefined && !/^[A-Za-z0-9_]{1,64}$/.test(options.appId)) {
+  if (options.appId !== undefined && !APP_ID_FORMAT.test(options.appId)) {
     fail('appId', "must be the account's AppID (开发者ID), e.g. wx0123456789abcdef");
   }
   for (const option of ['encodingAESKey', 'previousEncodingAESKey'] as const) {
@@ -201,8 +202,7 @@ function validate(options: WechatDialogOptions): void {
 export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddleware {
   validate(options);
   const logger: EngineLogger = options.logger ?? createLogger('info');
-  const ownsNoStore = options.store === undefined;
-  if (ownsNoStore) logger.warn({}, `no store given: ${IN_PROCESS_STORE_WARNING}; pass store: new RedisStore(…) in production`);
+  if (options.store === undefined) logger.warn({}, `no store given: ${IN_PROCESS_STORE_WARNING}; pass store: new RedisStore(…) in production`);
   const store = options.store ?? new MemoryStore({ logger });
   const apology = options.apology === undefined ? undefined : typeof options.apology === 'string' ? text(options.apology) : options.apology;
   const maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
@@ -240,9 +240,9 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
           },
         }),
   });
-  const router = expressHandler(handle, { bodyLimitBytes: options.bodyLimitBytes ?? 64 * 1024, logger });
+  const handler = expressHandler(handle, { bodyLimitBytes: options.bodyLimitBytes, logger });
   const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
-    router(req as Parameters<typeof router>[0], res as Parameters<typeof router>[1], next);
+    handler(req as Parameters<typeof handler>[0], res as Parameters<typeof handler>[1], next);
   };
   return Object.assign(middleware, {
     engine,

@@ -62,7 +62,14 @@ const PAD_BLOCK = 32;
 const AES_BLOCK = 16;
 /** Bytes of random prefix plus the 4-byte `msg_len`. */
 const HEADER_BYTES = 20;
-const ENCODING_AES_KEY = /^[A-Za-z0-9]{43}$/;
+/** An EncodingAESKey (消息加解密密钥): 43 letters or digits, as the console generates it (消息加解密说明; protocol README §4). */
+export const ENCODING_AES_KEY_FORMAT = /^[A-Za-z0-9]{43}$/;
+/**
+ * An AppID (开发者ID), as this server accepts one in its settings: 1 to 64 letters, digits or `_`
+ * (`wx` and 16 hex digits for an Official Account). It is compared with the AppID inside every
+ * decrypted push, and names the account to WeChat's API.
+ */
+export const APP_ID_FORMAT = /^[A-Za-z0-9_]{1,64}$/;
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})+$|^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$/;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
@@ -80,7 +87,7 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
  * @throws {DecryptError} `BAD_KEY` for any other length or character.
  */
 export function parseEncodingAESKey(encodingAESKey: string): Buffer {
-  if (typeof encodingAESKey !== 'string' || !ENCODING_AES_KEY.test(encodingAESKey)) {
+  if (typeof encodingAESKey !== 'string' || !ENCODING_AES_KEY_FORMAT.test(encodingAESKey)) {
     const length = typeof encodingAESKey === 'string' ? encodingAESKey.length : typeof encodingAESKey;
     throw new DecryptError('BAD_KEY', `EncodingAESKey must be exactly 43 characters of [A-Za-z0-9] (got length ${length})`);
   }

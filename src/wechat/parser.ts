@@ -185,7 +185,7 @@ const MSG_ID = /^\d{1,20}$/;
  * allowed, `gh_a` + `oX:oY` and `gh_a:oX` + `oY` would share one key, and braces in an openid would
  * move its key to another slot.
  */
-const WECHAT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const WECHAT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Format checks for required fields: a predicate and what it expects, for the error message. */
 interface Format {

@@ -9,6 +9,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+/** A Token (令牌): 3 to 32 letters or digits, as the Official Account console requires (接入概述). */
+export const TOKEN_FORMAT = /^[A-Za-z0-9]{3,32}$/;
+
 /**
  * `sha1(token, timestamp, nonce sorted as plain strings and joined with no separator)`.
  *
