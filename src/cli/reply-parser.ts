@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser } from 'fast-xml-parser';
 import { isReply, type Article, type Reply } from '../wechat/replies.js';
 import { SUCCESS_BODY } from '../wechat/reply-xml.js';
-import { SAFE_XML_PARSER_OPTIONS, hasMarkupDeclaration } from '../wechat/xml.js';
+import { SAFE_XML_PARSER_OPTIONS, findForbiddenMarkup } from '../wechat/xml.js';
 
 /** Thrown when a reply body is not something WeChat would accept as a passive reply. */
 export class ReplyParseError extends Error {
@@ -145,12 +145,18 @@ function readReply(root: Element, msgType: string): Reply {
   }
 }
 
-/** Rejects declarations and malformed XML, parses, and returns the children of the `<xml>` root. */
+/**
+ * Rejects declarations and malformed XML (the same scan the push parser uses, WeChat's subset of
+ * XML), parses, and returns the children of the `<xml>` root.
+ */
 function readRoot(xml: string): Element {
-  if (hasMarkupDeclaration(xml)) throw new ReplyParseError('the reply contains <!DOCTYPE or <!ENTITY');
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) {
-    throw new ReplyParseError(`the answer is not "success" and not well-formed XML: ${valid.err.msg.slice(0, 120)} (line ${valid.err.line}): ${preview(xml)}`);
+  const found = findForbiddenMarkup(xml, { document: true });
+  if (found?.kind === 'declaration' || found?.kind === 'processing-instruction') {
+    throw new ReplyParseError('the reply contains <!DOCTYPE or <!ENTITY');
+  }
+  if (found !== undefined) {
+    const what = found.kind === 'attribute' ? `an attribute on <${found.name}>` : found.kind === 'unbalanced' ? found.name : `a tag it cannot read at offset ${found.at}`;
+    throw new ReplyParseError(`the answer is not "success" and not well-formed XML: ${what}: ${preview(xml)}`);
   }
   let doc: unknown;
   try {

@@ -30,27 +30,27 @@ export const DEFAULT_CACHE_ENTRIES = 10_000;
  */
 export const CACHE_ENTRY_OVERHEAD_BYTES = 512;
 
-/** Bytes counted per character of the token: 2 for the token (UTF-16) + 2 for the decoded state. */
-export const CACHE_BYTES_PER_TOKEN_CHAR = 4;
+/** Bytes counted per character of the stored JSON: 2 for the JSON text (UTF-16) + 2 for the decoded state. */
+export const CACHE_BYTES_PER_STORED_CHAR = 4;
 
 /** The most often, in **milliseconds**, that an insertion also sweeps the whole cache for expired entries. */
 export const CACHE_SWEEP_INTERVAL_MS = 1_000;
 
 /**
  * The estimated heap size, in **bytes**, of caching `snapshot`:
- * `4 × the stored value's length + 512` ({@link CACHE_BYTES_PER_TOKEN_CHAR}, {@link CACHE_ENTRY_OVERHEAD_BYTES}).
+ * `4 × the stored JSON's length + 512` ({@link CACHE_BYTES_PER_STORED_CHAR}, {@link CACHE_ENTRY_OVERHEAD_BYTES}).
  *
- * The token is the JSON the state was read or written as: at most 2 bytes per character (V8 keeps
- * Latin-1 strings at 1). The decoded state holds the same texts again, without the JSON syntax but
- * with an object per message: about 2 bytes per token character more. Measured on Node 20 with
- * `process.memoryUsage().heapUsed`, a cached entry took 2.1 to 4.1 × the token length in bytes
- * (ASCII texts at the low end, Chinese texts at the high end; 100 messages of 500 characters: a
- * 67 000-character token, 258 kB measured, 268 kB estimated), so the estimate errs on the large side
- * for Chinese dialogs and about 2 × on the large side for ASCII ones. It may also count a token
- * twice that the in-memory store holds too.
+ * The JSON the state was read or written as stays in memory with it (as the in-memory store's
+ * token, or as the history's JSON `encodeState` keeps for the next turn): at most 2 bytes per
+ * character (V8 keeps Latin-1 strings at 1). The decoded state holds the same texts again, without
+ * the JSON syntax but with an object per message: about 2 bytes per character more. Measured on
+ * Node 20 with `process.memoryUsage().heapUsed`, a cached entry took 2.1 to 4.1 × the JSON's length
+ * in bytes (ASCII texts at the low end, Chinese texts at the high end; 100 messages of 500
+ * characters: 67 000 characters of JSON, 258 kB measured, 268 kB estimated), so the estimate errs on
+ * the large side for Chinese dialogs and about 2 × on the large side for ASCII ones.
  */
 export function snapshotBytes(snapshot: Snapshot): number {
-  return CACHE_BYTES_PER_TOKEN_CHAR * (snapshot.storedLength ?? snapshot.token.length) + CACHE_ENTRY_OVERHEAD_BYTES;
+  return CACHE_BYTES_PER_STORED_CHAR * (snapshot.storedLength ?? snapshot.token.length) + CACHE_ENTRY_OVERHEAD_BYTES;
 }
 
 /** Options of {@link SnapshotCache}. */

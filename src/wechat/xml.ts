@@ -246,10 +246,10 @@ export function findForbiddenMarkup(xml: string, options: { readonly document?: 
 
 /** Keeps `open` (the element stack) for the tag at `at`..`end`, noting an end tag that closes another element or a second root. */
 function balance(xml: string, at: number, end: number, open: string[], note: (found: ForbiddenMarkup) => void, newRoot: () => number): void {
+  const closing = xml.charCodeAt(at + 1) === 0x2f; // '</Name>'
   /** The tag's name as an error shows it (only computed for an error). */
-  const shown = (): string => TAG_NAME_AT.exec(xml.slice(at, at + 2 + MAX_SHOWN_NAME))?.[1] ?? '';
-  if (xml.charCodeAt(at + 1) === 0x2f) {
-    // '</Name>'
+  const shown = (): string => fullTagName(xml, at + (closing ? 2 : 1)).slice(0, MAX_SHOWN_NAME);
+  if (closing) {
     const expected = open.pop();
     if (expected === undefined) note({ kind: 'unbalanced', at, name: `</${shown()}> closes no element` });
     else if (!xml.startsWith(expected, at + 2) || !isTagNameEnd(xml.charCodeAt(at + 2 + expected.length))) {
@@ -266,10 +266,7 @@ const BARE_AMPERSAND = /&(?!(?:#[0-9]+|#x[0-9A-Fa-f]+|[A-Za-z_:][A-Za-z0-9._:-]*
 const WHITESPACE_ONLY = /^[ \t\r\n]*$/;
 /** How much of a tag name an error shows. */
 const MAX_SHOWN_NAME = 40;
-/** The name of the tag at the start (`<Name`, `</Name`), for messages only. */
-const TAG_NAME_AT = /^<\/?([^\s<>/!?"'=&]+)/;
-
-/** The whole name of the start tag whose name begins at `from` (as {@link tagEnd} read it). */
+/** The whole name of the tag whose name begins at `from` (as {@link tagEnd} read it). */
 function fullTagName(xml: string, from: number): string {
   TAG_NAME.lastIndex = from;
   return TAG_NAME.exec(xml)?.[0] ?? '';
@@ -306,14 +303,4 @@ function tagEnd(xml: string, at: number): number | ForbiddenMarkup {
   TAG_NAME.lastIndex = after;
   if (!closing && after > nameEnd && TAG_NAME.test(xml)) return { kind: 'attribute', at, name: shown };
   return { kind: 'malformed', at, name: shown };
-}
-
-/**
- * Whether {@link findForbiddenMarkup} finds anything in `xml`: a markup declaration such as
- * `<!DOCTYPE` or `<!ENTITY`, a processing instruction, an attribute, or a tag the scan cannot read
- * (and behind which a declaration could hide). Text inside CDATA sections and comments does not
- * count. For callers that only need a yes or no (the reply reader of the terminal chat).
- */
-export function hasMarkupDeclaration(xml: string): boolean {
-  return findForbiddenMarkup(xml) !== undefined;
 }

@@ -97,7 +97,7 @@ export class MemoryStore implements DialogStore {
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
   readonly #logger: MemoryStoreLogger | undefined;
-  /** Most states held at once. */
+  /** Most entries (states and records of handled messages) held at once. */
   readonly maxEntries: number;
   #evictions = 0;
   /** Evictions not yet reported in a warning. */
@@ -141,13 +141,19 @@ export class MemoryStore implements DialogStore {
     this.writeEncoded(key, encodeState(state), ttlSeconds);
   }
 
-  /** @inheritDoc */
+  /** @inheritDoc One map lookup each for the state, `handledUpTo` and (with `identity`) the message's record. */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const snapshot = snapshotOf(this.readEncoded(key) ?? '', this.#upTo(key));
     const got = identity === undefined ? undefined : this.#get(handledMapKey(key, identity));
     return got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
+  /**
+   * @inheritDoc
+   * Checks the handled message, compares the stored string with the snapshot's and writes in the
+   * same synchronous step, so no other turn in this process can come in between.
+   * @throws {RangeError} when `ttlSeconds` (or `handled.ttlSeconds`) is not a positive integer.
+   */
   async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number, handled?: HandledMessage): Promise<CommitResult> {
     assertTtlSeconds(ttlSeconds);
     if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
@@ -184,6 +190,7 @@ export class MemoryStore implements DialogStore {
     return Number(this.#get(upToMapKey(key)) ?? 0);
   }
 
+  /** @inheritDoc */
   async delete(key: StateKey): Promise<void> {
     this.#assertOpen();
     this.#entries.delete(stateKeyString('', key));
@@ -207,7 +214,7 @@ export class MemoryStore implements DialogStore {
     return this.#entries.size;
   }
 
-  /** How many live states were evicted to stay within `maxEntries`, since the store was created. */
+  /** How many live entries were evicted to stay within `maxEntries`, since the store was created. */
   get evictions(): number {
     return this.#evictions;
   }
@@ -265,7 +272,7 @@ export class MemoryStore implements DialogStore {
   }
 
   /**
-   * Leaves room for one more state: removes entries from the least recently used end until fewer
+   * Leaves room for one more entry: removes entries from the least recently used end until fewer
    * than `maxEntries` remain, expired ones silently, live ones as evictions (counted and reported).
    */
   #makeRoom(now: number): void {

@@ -283,15 +283,15 @@ export class RedisStore implements DialogStore {
 
   /**
    * @inheritDoc
-   * One `MGET` of the state, the user's `handledUpTo` and (with `identity`) the message's handled
-   * key: one round trip. The token is the stored state value itself.
+   * One script (one round trip) reading the state, its token (`<version>#<STRLEN>`, see
+   * {@link TOKEN_LUA}), the user's `handledUpTo` and, with `identity`, the message's handled key.
    */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const storageKey = this.#key(key);
     await this.#whenSendable('EVALSHA', storageKey, 'read');
     const [raw = '', token = '', upTo = '', got = ''] = (
       await this.#run('EVALSHA', () =>
-        this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), handledKey(storageKey, identity ?? ''), identity === undefined ? '0' : '1'),
+        this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), identity === undefined ? storageKey : handledKey(storageKey, identity), identity === undefined ? '0' : '1'),
       )
     ).map(String);
     const snapshot = snapshotOf(raw, Number(upTo || 0), token);
@@ -322,7 +322,7 @@ export class RedisStore implements DialogStore {
       reply = await this.#run('EVALSHA', () =>
         this.#redis.dialogCommit(
           storageKey,
-          handledKey(storageKey, handled?.id ?? ''),
+          handled === undefined ? storageKey : handledKey(storageKey, handled.id), // a key of the slot, not touched without `handled`
           upToKey(storageKey),
           versionKey(storageKey),
           expected.token,
@@ -362,11 +362,12 @@ export class RedisStore implements DialogStore {
 
   /**
    * After a commit whose outcome is unknown (no answer in time, or the connection dropped), reads
-   * the key until Redis answers, for at most {@link SETTLE_WAIT_MS} **milliseconds**. On the same
-   * connection the `GET` runs after the script if the script is still queued (Redis runs one
-   * client's commands in order); on a new connection the old one's commands have either run or
-   * gone. So the value read is final: ours means committed, anything else means not committed
-   * (the caller plans again from it). `undefined` when Redis did not answer in time.
+   * the state and its token until Redis answers, for at most {@link SETTLE_WAIT_MS}
+   * **milliseconds**. On the same connection the read runs after the script if the script is still
+   * queued (Redis runs one client's commands in order); on a new connection the old one's commands
+   * have either run or gone. So what is read is final: our value with our version means committed,
+   * anything else means not committed (the caller plans again from it). `undefined` when Redis did
+   * not answer in time.
    */
   async #settle(storageKey: string, value: string, version: string): Promise<CommitResult | undefined> {
     const deadline = performance.now() + SETTLE_WAIT_MS;
@@ -374,19 +375,17 @@ export class RedisStore implements DialogStore {
       try {
         await this.#whenSendable('EVALSHA', storageKey, 'read');
         const [raw = '', token = ''] = (
-          await this.#run('EVALSHA', () => this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), handledKey(storageKey, ''), '0'))
+          await this.#run('EVALSHA', () => this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), storageKey, '0'))
         ).map(String);
         // handledUpTo is not used here: the snapshot is one to plan from again, with a lookup.
         const committed = raw === value && (value === '' ? token === '' : token.startsWith(`${version}#`));
-        return { committed, snapshot: committed ? snapshotOf(value, undefined, token, undefined) : snapshotOf(raw, undefined, token) };
+        return { committed, snapshot: snapshotOf(raw, undefined, token) };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
     return undefined;
   }
-
-
 
   /**
    * @inheritDoc
