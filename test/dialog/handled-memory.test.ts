@@ -120,4 +120,14 @@ describe.each(storeFactories())('handled messages are remembered on $name', (fac
     expect((await s.store.read(key, 'm2')).handled).toEqual({ reply: null });
     expect((await s.store.read(key, 'm3')).handled).toBeUndefined();
   });
+
+  it('the store keeps the id of the delivery that carries a reply (commit and remember); a retry still reads no reply', async () => {
+    const snapshot = await s.store.read(key, 'd1');
+    const state = { dialog: 'counter', version: 'v', messages: [textFrom(openid, 'count')], effects: [] };
+    const handled = { id: 'd1', reply: null, createTime: 1_700_000_030, ttlSeconds: 60, delivery: 'late.d1.abc' };
+    expect((await s.store.commit(key, snapshot, state, 60, handled)).committed).toBe(true);
+    expect((await s.store.read(key, 'd1')).handled).toEqual({ reply: null, delivery: 'late.d1.abc' });
+    expect(await s.store.remember!(key, { ...handled, id: 'd2', delivery: 'late.d2.def' })).toBeUndefined();
+    expect((await s.store.read(key, 'd2')).handled).toEqual({ reply: null, delivery: 'late.d2.def' });
+  });
 });

@@ -181,7 +181,7 @@ export class MemoryStore implements DialogStore {
 
   /** Records `handled` and raises the user's `handledUpTo`, both for `handled.ttlSeconds`. */
   #rememberNow(key: StateKey, handled: HandledMessage): void {
-    this.#put(handledMapKey(key, handled.id), encodeHandled(handled.reply), handled.ttlSeconds);
+    this.#put(handledMapKey(key, handled.id), encodeHandled(handled), handled.ttlSeconds);
     this.#put(upToMapKey(key), String(Math.max(this.#upTo(key), handled.createTime)), handled.ttlSeconds);
   }
 

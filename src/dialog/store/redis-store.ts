@@ -314,7 +314,7 @@ export class RedisStore implements DialogStore {
     if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
     const value = next === undefined ? '' : encodeState(next);
     const storageKey = this.#key(key);
-    const got = handled === undefined ? '' : encodeHandled(handled.reply);
+    const got = handled === undefined ? '' : encodeHandled(handled);
     const version = next === undefined ? '' : nextVersion();
     await this.#whenSendable('EVALSHA', storageKey, 'write');
     let reply: string[];
@@ -354,7 +354,7 @@ export class RedisStore implements DialogStore {
     const storageKey = this.#key(key);
     await this.#whenSendable('EVALSHA', storageKey, 'write');
     const reply = await this.#run('EVALSHA', () =>
-      this.#redis.dialogRemember(handledKey(storageKey, handled.id), upToKey(storageKey), encodeHandled(handled.reply), handled.ttlSeconds, handled.createTime),
+      this.#redis.dialogRemember(handledKey(storageKey, handled.id), upToKey(storageKey), encodeHandled(handled), handled.ttlSeconds, handled.createTime),
     );
     const [outcome, got = ''] = reply.map(String);
     return outcome === 'h' ? decodeHandled(got) : undefined;

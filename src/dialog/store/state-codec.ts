@@ -147,9 +147,13 @@ export function snapshotOf(raw: string, handledUpTo?: number, token: string = ra
   return handledUpTo === undefined ? snapshot : { ...snapshot, handledUpTo };
 }
 
-/** The stored form of what a remembered message got (see `HandledMessage`): its reply as JSON, `null` for none. */
-export function encodeHandled(reply: Reply | null): string {
-  return JSON.stringify(reply);
+/**
+ * The stored form of what a remembered message got (see `HandledMessage`): its reply as JSON, `null`
+ * for none, or `{"delivery":"<id>"}` when the reply went out as a queued delivery (it is then
+ * `null` for a retry: read by an older version, it still means "answer `success`").
+ */
+export function encodeHandled(handled: HandledReply): string {
+  return handled.delivery === undefined ? JSON.stringify(handled.reply) : JSON.stringify({ delivery: handled.delivery });
 }
 
 /**
@@ -159,7 +163,9 @@ export function encodeHandled(reply: Reply | null): string {
 export function decodeHandled(raw: string): HandledReply {
   try {
     const value: unknown = JSON.parse(raw);
-    return { reply: isReply(value) ? value : null };
+    if (isReply(value)) return { reply: value };
+    const delivery = typeof value === 'object' && value !== null && 'delivery' in value ? value.delivery : undefined;
+    return typeof delivery === 'string' ? { reply: null, delivery } : { reply: null };
   } catch {
     return { reply: null };
   }

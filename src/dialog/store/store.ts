@@ -87,11 +87,19 @@ export interface HandledMessage {
   readonly createTime: number;
   /** How long to remember it, in **seconds** (a positive integer): at least the freshness window. */
   readonly ttlSeconds: number;
+  /**
+   * The id of the outbound delivery (a customer-service message queued before this commit) that
+   * carries the reply instead, when the reply goes out late or the turn was started by a push.
+   * The delivery checks it before sending, so a delivery whose turn never committed sends nothing.
+   */
+  readonly delivery?: string;
 }
 
 /** What a remembered message got: see {@link HandledMessage}. */
 export interface HandledReply {
   readonly reply: Reply | null;
+  /** See {@link HandledMessage.delivery}. */
+  readonly delivery?: string;
 }
 
 /**
