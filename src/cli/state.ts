@@ -27,7 +27,7 @@ import { versionKey } from '../dialog/store/redis-store.js';
 import { decodeState } from '../dialog/store/state-codec.js';
 import type { DialogState } from '../dialog/store/store.js';
 import { redactUrl } from '../logging.js';
-import type { InboundMessage } from '../wechat/messages.js';
+import type { DialogMessage } from '../dialog/dialog.js';
 // The parser refuses any other id, so no state key holds one.
 import { WECHAT_ID } from '../wechat/parser.js';
 
@@ -154,11 +154,12 @@ export function quote(value: string): string {
 
 /**
  * One message on one line: its `CreateTime` as an ISO time, its `MsgType`, then `Content` (text),
- * `Event` and `EventKey` (events), each quoted with {@link quote}; other types show only their type.
+ * `Event` and `EventKey` (events), `PushId` and `Service` (the push that opened a push dialog), each
+ * quoted with {@link quote}; other types show only their type.
  * A type or event this version does not know shows as WeChat sent it (`RawMsgType`, `RawEvent`).
  * Fields are read defensively: a stored state is checked only for the fields every message has.
  */
-export function formatMessage(message: InboundMessage): string {
+export function formatMessage(message: DialogMessage): string {
   const fields = message as unknown as Readonly<Record<string, unknown>>;
   const field = (name: string): string | undefined => (typeof fields[name] === 'string' ? fields[name] : undefined);
   const type = message.MsgType === 'unknown' ? (field('RawMsgType') ?? 'unknown') : message.MsgType;
@@ -169,6 +170,7 @@ export function formatMessage(message: InboundMessage): string {
     const eventKey = field('EventKey');
     if (eventKey !== undefined) parts.push(quote(eventKey));
   }
+  if (message.MsgType === 'push') parts.push(quote(field('PushId') ?? ''), quote(field('Service') ?? ''));
   return parts.join(' ');
 }
 

@@ -11,9 +11,68 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import type { Reply } from '../wechat/replies.js';
 import type { JsonValue } from './store/store.js';
+
+/**
+ * The message that opens a dialog a push started (`POST /push` with `"dialog"`): not a WeChat
+ * message, but stored and replayed like one. `Input` is the push's `input` as the dialog's input
+ * schema returned it (JSON: it is stored). Source of the fields' names: WeChat's common fields.
+ */
+export interface PushMessage<I = JsonValue> {
+  readonly MsgType: 'push';
+  /** The Official Account's original id (`gh_…`), as in the user's own messages. */
+  readonly ToUserName: string;
+  /** The user's `openid`. */
+  readonly FromUserName: string;
+  /** When the push was accepted: Unix time in **seconds**. */
+  readonly CreateTime: number;
+  /** The push id the calling service got back (`GET /push/<id>`). */
+  readonly PushId: string;
+  /** The calling service's name (from `PUSH_API_KEYS`). */
+  readonly Service: string;
+  /** The push's `input`, validated by the dialog's input schema. */
+  readonly Input: I;
+}
+
+/** Any message a dialog's history holds: a WeChat message, or the {@link PushMessage} that opened it. */
+export type DialogMessage = InboundMessage | PushMessage;
+
+/**
+ * The identity of a history message: {@link messageIdentity} for WeChat's messages (what its
+ * retries share), `<openid>|p|<PushId>` for a {@link PushMessage} (what a repeated push shares).
+ */
+export function dialogMessageIdentity(message: DialogMessage): string {
+  return message.MsgType === 'push' ? `${message.FromUserName}|p|${message.PushId}` : messageIdentity(message);
+}
+
+/**
+ * A schema as the Standard Schema spec defines it (https://standardschema.dev, v1): zod (≥ 3.24),
+ * valibot and arktype schemas all are one. Only what this project calls is declared.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (value: unknown) => StandardSchemaResult<Output> | Promise<StandardSchemaResult<Output>>;
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+  };
+}
+
+/** What a {@link StandardSchemaV1} validation returns: the value, or the issues with their paths. */
+export type StandardSchemaResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | {
+      readonly issues: readonly {
+        readonly message: string;
+        readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
+      }[];
+    };
+
+/** The output type of a {@link StandardSchemaV1}. */
+export type SchemaOutput<S extends StandardSchemaV1> = NonNullable<S['~standard']['types']>['output'];
 
 /** What a dialog knows besides its messages. Every field is the same on every replay. */
 export interface DialogContext {
@@ -46,13 +105,13 @@ export type DialogGenerator =
  * A dialog's code: a (sync or async) generator function. `M` is the type of the opening message:
  * {@link InboundMessage} unless the dialog is only started by routes that narrow it (see `route()`).
  */
-export type DialogFunction<M extends InboundMessage = InboundMessage> = (first: M, context: DialogContext) => DialogGenerator;
+export type DialogFunction<M extends DialogMessage = InboundMessage> = (first: M, context: DialogContext) => DialogGenerator;
 
 /**
  * A named, versioned dialog, as the router and the engine know it. Create it with {@link defineDialog}.
  * `M` is the type of the message that opens it (the messages after it are always {@link InboundMessage}).
  */
-export interface Dialog<M extends InboundMessage = InboundMessage> {
+export interface Dialog<M extends DialogMessage = InboundMessage> {
   /** Unique name, stored in the user's state to find the dialog again on the next message. */
   readonly name: string;
   /**
@@ -62,6 +121,15 @@ export interface Dialog<M extends InboundMessage = InboundMessage> {
   readonly version: string;
   /** The generator function. */
   readonly run: DialogFunction<M>;
+}
+
+/**
+ * A dialog a push can start (see {@link definePushDialog}): it opens with a {@link PushMessage}
+ * whose `Input` the schema `input` produced.
+ */
+export interface PushDialog<I extends JsonValue = JsonValue> extends Dialog<PushMessage<I>> {
+  /** Validates a push's `input`; a push whose input fails gets 400 naming the field. */
+  readonly input: StandardSchemaV1<unknown, I>;
 }
 
 /** Options of {@link defineDialog}. */
@@ -96,7 +164,7 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
  *   ...
  * });
  */
-export function defineDialog<M extends InboundMessage = InboundMessage>(
+export function defineDialog<M extends DialogMessage = InboundMessage>(
   name: string,
   run: DialogFunction<M>,
   options: DialogOptions = {},
@@ -111,6 +179,38 @@ export function defineDialog<M extends InboundMessage = InboundMessage>(
   }
   const version = options.version ?? createHash('sha256').update(run.toString()).digest('hex').slice(0, 12);
   return Object.freeze({ name, version, run });
+}
+
+/**
+ * Defines a dialog that a push (`POST /push` with `"dialog": name`) starts for a user, with typed
+ * input: `input` validates the push's `input` (a push that fails it gets 400 naming the field), and
+ * the dialog opens with a {@link PushMessage} carrying the validated value as `Input`. Its first
+ * reply goes to the user as a customer-service message (客服消息); the user's next message
+ * continues it like any dialog. List it in the router's `pushed` dialogs.
+ * @param name - as for {@link defineDialog}.
+ * @param input - a Standard Schema (a zod schema, for instance) whose output is JSON: it is stored.
+ * @param run - the generator function; `first.Input` is the validated input.
+ * @throws {DialogDefinitionError} for an invalid name, a `run` that is not a function, or an
+ *   `input` that is not a Standard Schema.
+ * @example
+ * const Order = z.object({ orderId: z.string(), total: z.number() });
+ * export const confirmOrder = definePushDialog('confirm-order', Order, function* (first) {
+ *   const answer = yield `确认订单 #${first.Input.orderId}？回复 1 确认，2 取消`;
+ *   ...
+ * });
+ */
+export function definePushDialog<S extends StandardSchemaV1<unknown, JsonValue>>(
+  name: string,
+  input: S,
+  run: DialogFunction<PushMessage<SchemaOutput<S>>>,
+  options: DialogOptions = {},
+): PushDialog<SchemaOutput<S>> {
+  const schema: unknown = input;
+  if (typeof schema !== 'object' || schema === null || !('~standard' in schema)) {
+    throw new DialogDefinitionError(`dialog ${name}: the input must be a Standard Schema (a zod schema, for instance)`);
+  }
+  const dialog = defineDialog<PushMessage<SchemaOutput<S>>>(name, run, options);
+  return Object.freeze({ ...dialog, input: input as StandardSchemaV1<unknown, SchemaOutput<S>> });
 }
 
 /**

@@ -7,7 +7,7 @@
 import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
-import { isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext } from './dialog.js';
+import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage } from './dialog.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { appendMessage } from './store/state-codec.js';
 import { notify, type EngineObserver } from './observer.js';
@@ -348,7 +348,7 @@ export class DialogEngine {
    */
   private async replayRetry(stored: DialogState, identity: string, createTime: number, stats: TurnStats): Promise<TurnResult | undefined> {
     // A retry carries its message's CreateTime: compare identities (a string each) only for those.
-    const index = stored.messages.findIndex((m) => m.CreateTime === createTime && messageIdentity(m) === identity);
+    const index = stored.messages.findIndex((m) => m.CreateTime === createTime && dialogMessageIdentity(m) === identity);
     if (index === -1) return undefined;
     const dialog = this.router.dialog(stored.dialog);
     if (dialog === undefined || dialog.version !== stored.version) return undefined;
@@ -378,9 +378,9 @@ export class DialogEngine {
   }
 
   /** Starts `dialog` with `message`; `replacing`: a state exists and is to be replaced or removed. */
-  private async start(dialog: Dialog, message: InboundMessage, replacing: boolean, log: TurnLog, stats: TurnStats): Promise<Plan> {
+  private async start(dialog: Dialog, message: DialogMessage, replacing: boolean, log: TurnLog, stats: TurnStats): Promise<Plan> {
     log.dialog = dialog.name;
-    const messages = [message];
+    const messages: readonly DialogMessage[] = [message];
     stats.replayLength = 1;
     const outcome = await replay(dialog, messages, [], contextOf(messages), { effectTimeoutMs: this.effectTimeoutMs });
     if (outcome.kind === 'handed-back') {
@@ -446,7 +446,7 @@ function deliveredLate(next: DialogState | undefined): DialogState | undefined {
   return { ...next, recent: [...recent.slice(0, -1), { id: recent[recent.length - 1]!.id, reply: null }] };
 }
 
-function contextOf(messages: readonly InboundMessage[]): DialogContext {
-  const first = messages[0] as InboundMessage;
+function contextOf(messages: readonly DialogMessage[]): DialogContext {
+  const first = messages[0] as DialogMessage;
   return { openid: first.FromUserName, account: first.ToUserName, time: first.CreateTime };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { InboundMessage } from '../wechat/messages.js';
+import type { DialogFunction, DialogMessage } from './dialog.js';
 import { isReply, MAX_NEWS_ARTICLES, text, type Reply } from '../wechat/replies.js';
 import {
   EffectRequest,
@@ -145,7 +146,7 @@ export interface ReplayOptions {
  */
 export async function replay(
   dialog: Dialog,
-  messages: readonly InboundMessage[],
+  messages: readonly DialogMessage[],
   recorded: readonly RecordedEffect[],
   context: DialogContext,
   options: ReplayOptions = {},
@@ -165,7 +166,9 @@ export async function replay(
         'route clocks, random numbers and I/O through record()',
     );
 
-  const generator = dialog.run(first, context);
+  // Sound: a history opens with the message its dialog was started with (a routed message the
+  // route's matcher checked, or a PushMessage for a push dialog), and the rest are InboundMessages.
+  const generator = (dialog.run as DialogFunction<DialogMessage>)(first, context);
   let current = 0;
   let usedEffects = 0;
   let step = await generator.next(undefined as unknown as InboundMessage);

@@ -203,7 +203,7 @@ describe.each(storeFactories())('retries and races on $name', (factory) => {
       // 2 then 3 -> ['2', '5']; 3 then 2 -> ['5', '3']
       expect([['2', '5'], ['5', '3']], `${u}: ${JSON.stringify(replies)}`).toContainEqual(replies);
       const state = await stateOf(u);
-      expect(state?.messages.map((m: InboundMessage) => (m.MsgType === 'text' ? m.Content : '')).sort()).toEqual(['2', '3', 'add']);
+      expect(state?.messages.map((m) => (m.MsgType === 'text' ? m.Content : '')).sort()).toEqual(['2', '3', 'add']);
     }
     for (const u of users) expect(contentOf(await processB.handle(textFrom(u, '=')))).toBe('total 5');
   });

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { InboundMessage } from '../../wechat/messages.js';
+import type { DialogMessage } from '../dialog.js';
 import { isReply, type Reply } from '../../wechat/replies.js';
 import type { DialogState, HandledReply, JsonValue, RecentReply, RecordedEffect, Snapshot } from './store.js';
 
@@ -38,22 +38,22 @@ export function encodeState(state: DialogState): string {
 }
 
 /** The JSON of message lists already encoded (held as long as the list is: the engine's cache keeps it). */
-const messagesJson = new WeakMap<readonly InboundMessage[], string>();
+const messagesJson = new WeakMap<readonly DialogMessage[], string>();
 /** How a list made by {@link appendMessage} was made: its predecessor and the message added. */
-const appendedTo = new WeakMap<readonly InboundMessage[], { readonly previous: readonly InboundMessage[]; readonly message: InboundMessage }>();
+const appendedTo = new WeakMap<readonly DialogMessage[], { readonly previous: readonly DialogMessage[]; readonly message: DialogMessage }>();
 
 /**
  * `[...messages, message]`, remembered as such: encoding it then reuses the JSON of `messages`
  * (encoded when the previous state was written) instead of serializing every message again, so
  * the work a turn does on the history does not grow with its length (the text written still does).
  */
-export function appendMessage(messages: readonly InboundMessage[], message: InboundMessage): readonly InboundMessage[] {
+export function appendMessage(messages: readonly DialogMessage[], message: DialogMessage): readonly DialogMessage[] {
   const next = [...messages, message];
   appendedTo.set(next, { previous: messages, message });
   return next;
 }
 
-function encodeMessages(messages: readonly InboundMessage[]): string {
+function encodeMessages(messages: readonly DialogMessage[]): string {
   const known = messagesJson.get(messages);
   if (known !== undefined) return known;
   const link = appendedTo.get(messages);
@@ -114,7 +114,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** The fields every message has; the rest is trusted to be what the parser produced. */
-function isMessage(value: unknown): value is InboundMessage {
+function isMessage(value: unknown): value is DialogMessage {
   return (
     isObject(value) &&
     typeof value.MsgType === 'string' &&

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { InboundMessage } from '../../wechat/messages.js';
+import type { DialogMessage } from '../dialog.js';
 import type { Reply } from '../../wechat/replies.js';
 
 /** A JSON value: what a recorded effect may hold. */
@@ -47,7 +47,7 @@ export interface DialogState {
   /** The dialog's version when it started (an author-set string or a hash of its source). */
   readonly version: string;
   /** Every message the dialog received, the opening message first. Never empty. */
-  readonly messages: readonly InboundMessage[];
+  readonly messages: readonly DialogMessage[];
   /** Results of `record()` calls, in the order the dialog made them. */
   readonly effects: readonly RecordedEffect[];
   /**
