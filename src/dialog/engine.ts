@@ -7,7 +7,8 @@
 import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
-import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage } from './dialog.js';
+import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage, type PushDialog, type PushMessage } from './dialog.js';
+import type { Outbox, OutboxPush } from './outbox.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { appendMessage } from './store/state-codec.js';
 import { notify, type EngineObserver } from './observer.js';
@@ -19,7 +20,9 @@ import {
   StoreUnavailableError,
   type DialogState,
   type DialogStore,
+  type CommitResult,
   type HandledMessage,
+  type JsonValue,
   type Snapshot,
   type StateKey,
 } from './store/store.js';
@@ -85,7 +88,48 @@ export interface EngineOptions {
    * @default 30_000
    */
   readonly effectTimeoutMs?: number;
+  /**
+   * Where replies that do not go back as passive replies are made durable (a late turn's reply,
+   * the first reply of a dialog a push started): each is prepared before the commit that makes it
+   * due, its id stored in that commit, and released once the commit landed, so a process that
+   * dies in between loses no reply and none is sent twice. Needed by {@link DialogEngine.startPushed}.
+   * @default none: a late turn's reply is only returned (the caller sends it)
+   */
+  readonly outbox?: Outbox;
 }
+
+/** What a push asks {@link DialogEngine.startPushed} to start. */
+export interface PushStart {
+  /** The Official Account's original id (`gh_…`): the `ToUserName` of the user's messages. */
+  readonly account: string;
+  /** The user's `openid`. */
+  readonly openid: string;
+  /** The dialog to start (from the router's `pushed` list). */
+  readonly dialog: PushDialog;
+  /** The push's input, already validated by `dialog.input` (its output). */
+  readonly input: JsonValue;
+  /** The push (its id and the calling service). */
+  readonly push: OutboxPush;
+  /** What to do when the user is in another dialog: `refuse` it, or `interrupt` (end) that dialog. */
+  readonly ifActive: 'refuse' | 'interrupt';
+  /** When the push was accepted, Unix **seconds**. @default now */
+  readonly createTime?: number;
+}
+
+/** What {@link DialogEngine.startPushed} did. */
+export type PushStartResult =
+  /**
+   * The dialog started (`started`: it waits for the user's answer; `ended`: it ended on its first
+   * reply). `delivery`: the id of the queued customer-service message carrying its first reply
+   * (absent when the dialog gave none).
+   */
+  | { readonly outcome: 'started' | 'ended'; readonly dialog: string; readonly delivery?: string }
+  /** This push was handled before (a repeated call): nothing was done again. */
+  | { readonly outcome: 'repeated' }
+  /** The user is in another dialog and the push said `refuse`: nothing was done. */
+  | { readonly outcome: 'active'; readonly dialog: string }
+  /** The dialog threw on its first message (`dialog`), or the store failed (`store`): nothing was sent. */
+  | { readonly outcome: 'failed'; readonly reason: 'dialog' | 'store' };
 
 /** How a turn ended; for logs and tests. */
 /**
@@ -101,6 +145,11 @@ export interface TurnResult {
   readonly outcome: TurnOutcome;
   /** The dialog that produced the reply, if any. */
   readonly dialog?: string;
+  /**
+   * Set when the turn was late and its reply was handed to the engine's outbox (it is sent from
+   * there, also if this process dies): the id of that delivery. The caller must not send it.
+   */
+  readonly delivery?: string;
 }
 
 /** The default reply when a dialog reaches its message limit. */
@@ -149,6 +198,7 @@ export class DialogEngine {
   private readonly observer: EngineObserver | undefined;
   private readonly queue = new KeyedQueue();
   private readonly cache: SnapshotCache;
+  private readonly outbox: Outbox | undefined;
 
   constructor(options: EngineOptions) {
     this.router = options.router;
@@ -162,6 +212,7 @@ export class DialogEngine {
     assertTtlSeconds(this.ttlSeconds);
     this.handledTtlSeconds = options.handledTtlSeconds ?? DEFAULT_HANDLED_TTL_SECONDS;
     this.observer = options.observer;
+    this.outbox = options.outbox;
     assertTtlSeconds(this.handledTtlSeconds);
     if (!Number.isInteger(this.maxMessages) || this.maxMessages < 1) {
       throw new RangeError(`maxMessages must be a positive integer, got ${this.maxMessages}`);
@@ -211,6 +262,105 @@ export class DialogEngine {
     });
   }
 
+  /**
+   * Starts `start.dialog` for a user on behalf of a push: replays it on a {@link PushMessage}
+   * carrying the push's input, commits its state like any turn (the user's next message continues
+   * it), and hands its first reply to the outbox as a customer-service message, prepared before the
+   * commit and released after it. A push id handled before (within `handledTtlSeconds`) is
+   * `repeated` and does nothing. Serialized with the user's turns in this process; compare-and-set
+   * across processes.
+   * @throws {Error} when the engine has no `outbox`.
+   */
+  startPushed(start: PushStart): Promise<PushStartResult> {
+    const outbox = this.outbox;
+    if (outbox === undefined) throw new Error('startPushed needs the engine option outbox (a delivery queue)');
+    const key: StateKey = { account: start.account, openid: start.openid };
+    const id = `${key.account}\u0000${key.openid}`;
+    return this.queue.run(id, async () => {
+      const startedAt = performance.now();
+      const message: PushMessage = {
+        MsgType: 'push',
+        ToUserName: start.account,
+        FromUserName: start.openid,
+        CreateTime: start.createTime ?? Math.floor(Date.now() / 1000),
+        PushId: start.push.id,
+        Service: start.push.service,
+        Input: start.input,
+      };
+      const identity = dialogMessageIdentity(message);
+      const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: start.push.id, MsgType: 'push', dialog: start.dialog.name };
+      const stats: TurnStats = { replayLength: 1, conflicts: 0, repeatedFrom: undefined };
+      const result = await this.pushTurn(key, id, message, identity, start, outbox, stats, log);
+      notify(this.observer?.turnEnded, {
+        openid: log.openid,
+        msgId: log.MsgId,
+        msgType: 'push',
+        dialog: start.dialog.name,
+        outcome: result.outcome === 'active' ? 'no-reply' : result.outcome,
+        replayLength: stats.replayLength,
+        durationMs: performance.now() - startedAt,
+        conflicts: stats.conflicts,
+      });
+      return result;
+    });
+  }
+
+  private async pushTurn(
+    key: StateKey,
+    id: string,
+    message: PushMessage,
+    identity: string,
+    start: PushStart,
+    outbox: Outbox,
+    stats: TurnStats,
+    log: TurnLog,
+  ): Promise<PushStartResult> {
+    this.cache.delete(id);
+    try {
+      let snapshot: Snapshot = await this.store.read(key, identity);
+      for (let attempt = 1; ; attempt += 1) {
+        if (snapshot.handled !== undefined) return { outcome: 'repeated' };
+        const stored = snapshot.state;
+        const active = stored === undefined || stored.ended === true ? undefined : this.resume(stored, log);
+        if (active !== undefined && start.ifActive === 'refuse') return { outcome: 'active', dialog: active.name };
+        const plan = await this.start(start.dialog as unknown as Dialog, message, stored !== undefined, log, stats);
+        const { reply } = plan.result;
+        const delivery = reply === undefined ? undefined : await outbox.prepare(key, identity, reply, start.push);
+        const handled = this.handledOf(message, identity, null, delivery);
+        // A state kept for its memory of recent replies keeps it (WeChat retries of earlier messages).
+        const next = 'next' in plan ? withRecent(plan.next, stored) : undefined;
+        const current = snapshot;
+        const write: Promise<CommitResult> =
+          'next' in plan
+            ? this.store.commit(key, current, next, this.ttlSeconds, handled)
+            : this.store.remember === undefined
+              ? this.store.commit(key, current, stored, this.ttlSeconds, handled)
+              : this.store.remember(key, handled).then((earlier) => (earlier === undefined ? { committed: true, snapshot: current } : { committed: false, snapshot: current, handled: earlier }));
+        const commit: CommitResult = await this.settle(delivery, write, (got) => got.committed && got.handled === undefined);
+        if (commit.handled !== undefined) return { outcome: 'repeated' };
+        if (commit.committed) {
+          if ('next' in plan) this.cache.set(id, commit.snapshot, this.ttlSeconds);
+          const outcome = plan.result.outcome === 'started' ? 'started' : 'ended';
+          this.logger.info({ ...log, service: start.push.service, outcome }, 'a push started a dialog');
+          return delivery === undefined ? { outcome, dialog: start.dialog.name } : { outcome, dialog: start.dialog.name, delivery };
+        }
+        snapshot = commit.snapshot;
+        stats.conflicts += 1;
+        if (attempt >= MAX_TURN_ATTEMPTS) {
+          throw new StoreUnavailableError(`the state changed under ${MAX_TURN_ATTEMPTS} attempts in a row: too many messages of one user at once`);
+        }
+      }
+    } catch (err) {
+      this.cache.delete(id);
+      this.logger.error({ ...log, err }, 'a push could not start its dialog; nothing was sent');
+      if (err instanceof StoreUnavailableError) {
+        notify(this.observer?.storeError);
+        return { outcome: 'failed', reason: 'store' };
+      }
+      return { outcome: 'failed', reason: 'dialog' };
+    }
+  }
+
   private async turn(key: StateKey, id: string, message: InboundMessage, lateAfter: number | undefined, stats: TurnStats, log: TurnLog): Promise<TurnResult> {
     const identity = messageIdentity(message);
     let snapshot = this.cache.get(id);
@@ -235,20 +385,25 @@ export class DialogEngine {
             continue;
           }
           if (plan.result.outcome === 'repeated' || this.store.remember === undefined) return plan.result;
-          const earlier = await this.store.remember(key, this.handledOf(message, identity, isLate() ? null : plan.result.reply));
-          return earlier === undefined ? plan.result : this.repeated(earlier.reply, log, stats);
+          const late = isLate();
+          const delivery = late ? await this.prepareLate(key, identity, plan.result) : undefined;
+          const handled = this.handledOf(message, identity, late ? null : plan.result.reply, delivery);
+          const earlier = await this.settle(delivery, this.store.remember(key, handled), (got) => got === undefined);
+          if (earlier !== undefined) return this.repeated(earlier.reply, log, stats);
+          return delivery === undefined ? plan.result : { ...plan.result, delivery };
         }
         const late = isLate();
         const next = late ? deliveredLate(plan.next) : plan.next;
-        const handled = plan.result.outcome === 'repeated' ? undefined : this.handledOf(message, identity, late ? null : plan.result.reply);
-        const commit = await this.store.commit(key, snapshot, next, this.ttlSeconds, handled);
+        const delivery = late && plan.result.outcome !== 'repeated' ? await this.prepareLate(key, identity, plan.result) : undefined;
+        const handled = plan.result.outcome === 'repeated' ? undefined : this.handledOf(message, identity, late ? null : plan.result.reply, delivery);
+        const commit: CommitResult = await this.settle(delivery, this.store.commit(key, snapshot, next, this.ttlSeconds, handled), (got) => got.committed);
         if (commit.handled !== undefined) {
           // Another turn handled this message meanwhile (a WeChat retry on another process).
           this.cache.delete(id);
           return this.repeated(commit.handled.reply, log, stats);
         }
         this.cache.set(id, commit.snapshot, this.ttlSeconds);
-        if (commit.committed) return plan.result;
+        if (commit.committed) return delivery === undefined ? plan.result : { ...plan.result, delivery };
         snapshot = commit.snapshot;
         cached = false;
         stats.conflicts += 1;
@@ -269,8 +424,35 @@ export class DialogEngine {
   }
 
   /** The record of `message` handled with `reply` (`null`: answered `success`), to remember. */
-  private handledOf(message: InboundMessage, identity: string, reply: Reply | undefined | null): HandledMessage {
-    return { id: identity, reply: reply ?? null, createTime: message.CreateTime, ttlSeconds: this.handledTtlSeconds };
+  private handledOf(message: DialogMessage, identity: string, reply: Reply | undefined | null, delivery?: string): HandledMessage {
+    const handled = { id: identity, reply: reply ?? null, createTime: message.CreateTime, ttlSeconds: this.handledTtlSeconds };
+    return delivery === undefined ? handled : { ...handled, reply: null, delivery };
+  }
+
+  /** A late turn's reply, made durable in the outbox before its commit; `undefined` without an outbox or a reply. */
+  private async prepareLate(key: StateKey, identity: string, result: TurnResult): Promise<string | undefined> {
+    if (this.outbox === undefined || result.reply === undefined) return undefined;
+    return this.outbox.prepare(key, identity, result.reply);
+  }
+
+  /**
+   * Awaits a store write that carries the prepared `delivery` (if any), then releases the delivery
+   * when `landed` says the write made it due, and discards it otherwise (also when the write threw).
+   */
+  private async settle<T>(delivery: string | undefined, write: Promise<T>, landed: (got: T) => boolean): Promise<T> {
+    if (delivery === undefined) return write;
+    const outbox = this.outbox as Outbox;
+    let got: T;
+    try {
+      got = await write;
+    } catch (err) {
+      // An ambiguous write may still have landed: the delivery's guard decides then, not this discard.
+      if (!(err instanceof StoreUnavailableError)) await outbox.discard(delivery).catch(() => undefined);
+      throw err;
+    }
+    if (landed(got)) await outbox.release(delivery);
+    else await outbox.discard(delivery);
+    return got;
   }
 
   /** The answer to a message handled already (a WeChat retry, or a replayed request): what it got then. */
@@ -444,6 +626,12 @@ function deliveredLate(next: DialogState | undefined): DialogState | undefined {
   const recent = next?.recent;
   if (next === undefined || recent === undefined || recent.length === 0) return next;
   return { ...next, recent: [...recent.slice(0, -1), { id: recent[recent.length - 1]!.id, reply: null }] };
+}
+
+/** `next` with the `recent` replies of the state it replaces (retries of earlier messages still get theirs). */
+function withRecent(next: DialogState | undefined, stored: DialogState | undefined): DialogState | undefined {
+  if (next === undefined || stored?.recent === undefined || stored.recent.length === 0) return next;
+  return { ...next, recent: stored.recent };
 }
 
 function contextOf(messages: readonly DialogMessage[]): DialogContext {

@@ -11,7 +11,7 @@
  * @module
  */
 import type { EventMessage, EventOf, InboundMessage, KnownEvent, KnownMsgType, TextMessage, UnknownMessage } from '../wechat/messages.js';
-import type { Dialog } from './dialog.js';
+import type { Dialog, PushDialog } from './dialog.js';
 
 /** Which messages a route takes. */
 export type Matcher =
@@ -115,6 +115,12 @@ export interface RouterOptions {
   readonly routes: readonly Route[];
   /** The dialog for messages no route matches, or `null` for no reply. Notification events never reach it. */
   readonly fallback: Dialog | null;
+  /**
+   * Dialogs a push may start (`POST /push` with `"dialog": name`), defined with `definePushDialog`.
+   * No message starts them; the user's messages continue them once started.
+   * @default none
+   */
+  readonly pushed?: readonly PushDialog[];
 }
 
 /** What to do with a message. */
@@ -133,8 +139,10 @@ export interface Router {
    * @param dialogActive - whether the user has an active dialog (of a known, current version).
    */
   decide(message: InboundMessage, dialogActive: boolean): RouteDecision;
-  /** The dialog registered under `name` (by a route or the fallback), if any. */
+  /** The dialog registered under `name` (by a route, the fallback or `pushed`), if any. */
   dialog(name: string): Dialog | undefined;
+  /** The push dialog registered under `name` in `pushed`, if any. */
+  pushDialog(name: string): PushDialog | undefined;
 }
 
 /** Thrown by {@link createRouter} for a table that cannot work; the message says what to change. */
@@ -192,6 +200,12 @@ export function createRouter(options: RouterOptions): Router {
     register(route.dialog, `route ${index}`);
   });
   register(options.fallback, 'fallback');
+  const pushed = new Map<string, PushDialog>();
+  (options.pushed ?? []).forEach((dialog, index) => {
+    // Sound: the engine starts a push dialog only with a PushMessage whose Input its schema produced.
+    register(dialog as unknown as Dialog, `pushed ${index}`);
+    pushed.set(dialog.name, dialog);
+  });
   const routes = [...options.routes];
 
   const decision = (dialog: Dialog | null, endsActive: boolean): RouteDecision =>
@@ -211,5 +225,6 @@ export function createRouter(options: RouterOptions): Router {
       return decision(notification ? null : options.fallback, false);
     },
     dialog: (name) => byName.get(name),
+    pushDialog: (name) => pushed.get(name),
   };
 }
