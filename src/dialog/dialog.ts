@@ -132,6 +132,11 @@ export interface PushDialog<I extends JsonValue = JsonValue> extends Dialog<Push
   readonly input: StandardSchemaV1<unknown, I>;
 }
 
+/** A {@link PushDialog} of any input type, as the router and the engine hold it. */
+export interface AnyPushDialog extends Dialog<PushMessage<never>> {
+  readonly input: StandardSchemaV1<unknown, JsonValue>;
+}
+
 /** Options of {@link defineDialog}. */
 export interface DialogOptions {
   /**

@@ -7,7 +7,7 @@
 import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
-import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage, type PushDialog, type PushMessage } from './dialog.js';
+import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage, type AnyPushDialog, type PushMessage } from './dialog.js';
 import type { Outbox, OutboxPush } from './outbox.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { appendMessage } from './store/state-codec.js';
@@ -105,7 +105,7 @@ export interface PushStart {
   /** The user's `openid`. */
   readonly openid: string;
   /** The dialog to start (from the router's `pushed` list). */
-  readonly dialog: PushDialog;
+  readonly dialog: AnyPushDialog;
   /** The push's input, already validated by `dialog.input` (its output). */
   readonly input: JsonValue;
   /** The push (its id and the calling service). */

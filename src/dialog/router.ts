@@ -11,7 +11,7 @@
  * @module
  */
 import type { EventMessage, EventOf, InboundMessage, KnownEvent, KnownMsgType, TextMessage, UnknownMessage } from '../wechat/messages.js';
-import type { Dialog, PushDialog } from './dialog.js';
+import type { AnyPushDialog, Dialog } from './dialog.js';
 
 /** Which messages a route takes. */
 export type Matcher =
@@ -120,7 +120,7 @@ export interface RouterOptions {
    * No message starts them; the user's messages continue them once started.
    * @default none
    */
-  readonly pushed?: readonly PushDialog[];
+  readonly pushed?: readonly AnyPushDialog[];
 }
 
 /** What to do with a message. */
@@ -142,7 +142,7 @@ export interface Router {
   /** The dialog registered under `name` (by a route, the fallback or `pushed`), if any. */
   dialog(name: string): Dialog | undefined;
   /** The push dialog registered under `name` in `pushed`, if any. */
-  pushDialog(name: string): PushDialog | undefined;
+  pushDialog(name: string): AnyPushDialog | undefined;
 }
 
 /** Thrown by {@link createRouter} for a table that cannot work; the message says what to change. */
@@ -200,7 +200,7 @@ export function createRouter(options: RouterOptions): Router {
     register(route.dialog, `route ${index}`);
   });
   register(options.fallback, 'fallback');
-  const pushed = new Map<string, PushDialog>();
+  const pushed = new Map<string, AnyPushDialog>();
   (options.pushed ?? []).forEach((dialog, index) => {
     // Sound: the engine starts a push dialog only with a PushMessage whose Input its schema produced.
     register(dialog as unknown as Dialog, `pushed ${index}`);
