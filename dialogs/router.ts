@@ -8,6 +8,7 @@ import { accumulator } from './accumulator.js';
 import { help, welcome } from './help.js';
 import { links } from './links.js';
 import { menu } from './menu.js';
+import { orderConfirmation } from './order-confirmation.js';
 import { sessionRecord } from './session-record.js';
 
 export const routes: readonly Route[] = [
@@ -22,4 +23,7 @@ export const routes: readonly Route[] = [
   // one they get no reply and never reach a dialog (unsubscribe also ends the active dialog).
 ];
 
-export const router = createRouter({ routes, fallback: help });
+/** Dialogs other services start with a push (`POST /push` with `"dialog"`). */
+export const pushed = [orderConfirmation];
+
+export const router = createRouter({ routes, fallback: help, pushed });

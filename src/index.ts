@@ -7,6 +7,7 @@
 // Dialogs: the contract and the helpers authors use
 export {
   defineDialog,
+  definePushDialog,
   record,
   handBack,
   RecordedEffectError,
@@ -19,7 +20,15 @@ export {
   type DialogReply,
   type EffectWork,
   type RecordOptions,
+  type PushMessage,
+  type PushDialog,
+  type AnyPushDialog,
+  type DialogMessage,
+  type StandardSchemaV1,
+  type StandardSchemaResult,
+  type SchemaOutput,
 } from './dialog/dialog.js';
+export type { Outbox, OutboxPush } from './dialog/outbox.js';
 export { DEFAULT_EFFECT_TIMEOUT_MS } from './dialog/replay.js';
 
 // Routing
@@ -48,6 +57,8 @@ export {
   type EngineLogger,
   type TurnResult,
   type TurnOutcome,
+  type PushStart,
+  type PushStartResult,
 } from './dialog/engine.js';
 export {
   StoreUnavailableError,

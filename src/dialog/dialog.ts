@@ -218,6 +218,32 @@ export function definePushDialog<S extends StandardSchemaV1<unknown, JsonValue>>
   return Object.freeze({ ...dialog, input: input as StandardSchemaV1<unknown, SchemaOutput<S>> });
 }
 
+/** One reason a push's input was refused: where (`orderId`, `items.0.sku`; `''` for the whole input) and why. */
+export interface InputIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * Validates a push's `input` with `dialog`'s schema.
+ * @returns the schema's output (what the dialog gets as `first.Input`), or the issues with their
+ *   dotted paths. Never throws for bad input; a schema that throws is the dialog author's bug and
+ *   its error propagates.
+ */
+export async function validatePushInput(
+  dialog: AnyPushDialog,
+  input: unknown,
+): Promise<{ readonly value: JsonValue } | { readonly issues: readonly InputIssue[] }> {
+  const result = await dialog.input['~standard'].validate(input);
+  if (result.issues === undefined) return { value: result.value };
+  return {
+    issues: result.issues.map((issue) => ({
+      path: (issue.path ?? []).map((segment) => String(typeof segment === 'object' ? segment.key : segment)).join('.'),
+      message: issue.message,
+    })),
+  };
+}
+
 /**
  * The work {@link record} runs: a function of an `AbortSignal`, sync or async. The signal is aborted
  * when the work runs past its timeout (its `reason` is a `DOMException` named `TimeoutError`); pass

@@ -14,7 +14,9 @@
  *
  * @module
  */
+import { validatePushInput } from '../dialog/dialog.js';
 import { DialogEngine, type EngineLogger, type TurnResult } from '../dialog/engine.js';
+import type { Outbox } from '../dialog/outbox.js';
 import type { Router } from '../dialog/router.js';
 import { MemoryStore } from '../dialog/store/memory-store.js';
 import type { ClickEvent, InboundMessage, SubscribeEvent, TextMessage } from '../wechat/messages.js';
@@ -60,6 +62,15 @@ export interface Conversation {
   send(message: OutgoingMessage): Promise<Reply | undefined>;
   /** Like {@link send}, with the engine's whole result (`outcome`, `dialog`). */
   turn(message: OutgoingMessage): Promise<TurnResult>;
+  /**
+   * Starts push dialog `dialog` (from the router's `pushed` list) for this user, as `POST /push`
+   * with `"dialog"` does, and returns its first reply (the customer-service message the user would
+   * get), or `undefined` when it gave none.
+   * @throws {ConversationError} for an unknown dialog, an input the dialog's schema refuses (the
+   *   message names the fields), a user in another dialog with `ifActive: 'refuse'` (the default),
+   *   or a dialog that threw.
+   */
+  push(dialog: string, input: unknown, options?: { readonly ifActive?: 'refuse' | 'interrupt' }): Promise<Reply | undefined>;
   /** The same push again, as WeChat retries it (same `MsgId` or `CreateTime`): resolves to the reply the retry gets. */
   retryLast(): Promise<Reply | undefined>;
   /**
@@ -100,9 +111,28 @@ export function createConversation(options: ConversationOptions): Conversation {
       failures.push({ message, err: (fields as { err?: unknown }).err });
     },
   };
+  const released = new Map<string, Reply>();
+  const prepared = new Map<string, Reply>();
+  let nextDelivery = 0;
+  const outbox: Outbox = {
+    async prepare(_key, _identity, reply) {
+      nextDelivery += 1;
+      prepared.set(`c.${nextDelivery}`, reply);
+      return `c.${nextDelivery}`;
+    },
+    async release(id) {
+      const reply = prepared.get(id);
+      if (reply !== undefined) released.set(id, reply);
+    },
+    async discard(id) {
+      prepared.delete(id);
+    },
+  };
+  let pushes = 0;
   const engine = new DialogEngine({
     router: options.router,
     store,
+    outbox,
     ttlSeconds: options.ttlSeconds ?? 60,
     logger,
     ...(options.effectTimeoutMs === undefined ? {} : { effectTimeoutMs: options.effectTimeoutMs }),
@@ -147,6 +177,34 @@ export function createConversation(options: ConversationOptions): Conversation {
       ),
     send,
     turn,
+    async push(name, input, pushOptions = {}) {
+      const dialog = options.router.pushDialog(name);
+      if (dialog === undefined) throw new ConversationError(`push(): no push dialog named ${JSON.stringify(name)} in the router's pushed list`);
+      const checked = await validatePushInput(dialog, input);
+      if ('issues' in checked) {
+        throw new ConversationError(`push(): the input was refused: ${checked.issues.map((i) => `${i.path || '(input)'}: ${i.message}`).join('; ')}`);
+      }
+      pushes += 1;
+      failures.length = 0;
+      lastTime = Math.max(lastTime, Math.floor(now() / 1000));
+      const result = await engine.startPushed({
+        account,
+        openid,
+        dialog,
+        input: checked.value,
+        push: { id: `p_test${pushes}`, service: 'test' },
+        ifActive: pushOptions.ifActive ?? 'refuse',
+        createTime: lastTime,
+      });
+      if (result.outcome === 'active') throw new ConversationError(`push(): the user is in dialog ${result.dialog}; pass { ifActive: 'interrupt' } to end it`);
+      if (result.outcome === 'failed') {
+        const [failure] = failures;
+        const reason = failure?.err instanceof Error ? failure.err.message : result.reason;
+        throw new ConversationError(`push(): the dialog could not start: ${reason}`, { cause: failure?.err });
+      }
+      if (result.outcome === 'repeated' || result.delivery === undefined) return undefined;
+      return released.get(result.delivery);
+    },
     async retryLast() {
       if (last === undefined) throw new ConversationError('retryLast(): nothing was sent yet');
       return (await handle(last)).reply;
