@@ -21,6 +21,9 @@ const HELP = `Type a message and press Enter. Commands:
   /image                an image message
   /voice [TEXT]         a voice message (TEXT: speech recognition result)
   /location LAT LNG     a location message
+  /push DIALOG [JSON]   another service starts push dialog DIALOG for you with input JSON
+                        (POST /push with "dialog"); its first reply arrives as a
+                        customer-service message. Add ! after DIALOG to interrupt a dialog
   /retry                WeChat retries the last push
   /help                 this list
   /quit                 leave (or Ctrl-D)`;
@@ -74,7 +77,24 @@ export function commandMessage(line: string): OutgoingMessage | { readonly usage
 }
 
 /** What the terminal chat talks to: a {@link Conversation} in this process (or a server over HTTP). */
-export type ChatTarget = Pick<Conversation, 'openid' | 'say' | 'send' | 'retryLast' | 'warnings' | 'close'>;
+export type ChatTarget = Pick<Conversation, 'openid' | 'say' | 'send' | 'retryLast' | 'warnings' | 'close'> & Partial<Pick<Conversation, 'push'>>;
+
+/**
+ * Reads `/push DIALOG [JSON]` (`DIALOG!` to interrupt the user's dialog): the dialog, its input
+ * (`{}` when absent) and `ifActive`, or `{ usage }` saying how to write it.
+ */
+export function pushCommand(line: string): { readonly dialog: string; readonly input: unknown; readonly ifActive: 'refuse' | 'interrupt' } | { readonly usage: string } {
+  const match = /^\/push\s+(\S+?)(!?)(?:\s+(.*))?$/.exec(line.trim());
+  const usage = 'usage: /push DIALOG [JSON], e.g. /push order-confirmation {"orderId":"123","total":88.5}';
+  if (match === null) return { usage };
+  const [, dialog = '', bang, json] = match;
+  if (json === undefined || json.trim() === '') return { dialog, input: {}, ifActive: bang === '!' ? 'interrupt' : 'refuse' };
+  try {
+    return { dialog, input: JSON.parse(json) as unknown, ifActive: bang === '!' ? 'interrupt' : 'refuse' };
+  } catch {
+    return { usage: `the input is not JSON; ${usage}` };
+  }
+}
 
 /** Options of {@link chat}. */
 export interface ChatOptions {
@@ -113,6 +133,15 @@ export async function runChat(target: ChatTarget, input: NodeJS.ReadableStream, 
     try {
       if (text === '/help') say(HELP);
       else if (text === '/retry') say(describeReply(await target.retryLast()));
+      else if (text === '/push' || text.startsWith('/push ')) {
+        const push = pushCommand(text);
+        if ('usage' in push) say(push.usage);
+        else if (target.push === undefined) say('/push works in the in-process chat; against a server, call its push API (docs/push.md)');
+        else {
+          const reply = await target.push(push.dialog, push.input, { ifActive: push.ifActive });
+          say(reply === undefined ? '(the dialog started and sent nothing)' : `[customer-service message] ${describeReply(reply)}`);
+        }
+      }
       else if (text.startsWith('/')) {
         const message = commandMessage(text);
         say('usage' in message ? message.usage : describeReply(await target.send(message)));
