@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { scrubbedError, withoutSecrets } from '../logging.js';
+import { postJson, WECHAT_API_BASE, WeChatApiError, type ApiOptions, type Fetch } from './api.js';
 import { defined, type Reply } from './replies.js';
 
-/** Where WeChat's server API lives. Tests point it at a local fake. */
-export const WECHAT_API_BASE = 'https://api.weixin.qq.com';
+// The API's call and error helpers live in api.ts; they stay importable from here.
+export { WECHAT_API_BASE, WeChatApiError, type ApiOptions, type Fetch, type WeChatApiErrorKind } from './api.js';
 
 /** The JSON body of `POST /cgi-bin/message/custom/send` (客服消息), e.g. `{"touser":"…","msgtype":"text","text":{"content":"Hello"}}`. */
 export type CustomMessage =
@@ -80,102 +80,6 @@ export function toCustomMessage(openid: string, reply: Reply): CustomMessage | u
     case 'transfer_customer_service':
       return undefined;
   }
-}
-
-/** What a WeChat API call can do about an error (protocol README §5.3). */
-export type WeChatApiErrorKind =
-  /** `40001`, `40014`, `42001`: the access_token is invalid, not the latest, or expired: get a new one and retry once. */
-  | 'token'
-  /** `-1` (system busy), or no answer / not JSON / HTTP 5xx: retrying later may work. */
-  | 'transient'
-  /** `45015` (outside the reply window, or the user unfollowed), `45047` (quota): do not retry. */
-  | 'refused'
-  /** Anything else (`40164` IP not whitelisted, `48001` no permission, a wrong AppSecret, …): fix the configuration. */
-  | 'config';
-
-/**
- * A WeChat server API call failed. `errcode` is WeChat's (0 never; `undefined` when the call got no
- * JSON answer), `kind` what to do about it.
- */
-export class WeChatApiError extends Error {
-  override readonly name = 'WeChatApiError';
-  readonly code = 'WECHAT_API';
-  constructor(
-    message: string,
-    readonly kind: WeChatApiErrorKind,
-    readonly errcode?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-const TOKEN_ERRCODES = new Set([40001, 40014, 42001]);
-const REFUSED_ERRCODES = new Set([45015, 45047]);
-
-function kindOf(errcode: number): WeChatApiErrorKind {
-  if (TOKEN_ERRCODES.has(errcode)) return 'token';
-  if (REFUSED_ERRCODES.has(errcode)) return 'refused';
-  return errcode === -1 ? 'transient' : 'config';
-}
-
-/** The `fetch` these calls use (the global one by default). */
-export type Fetch = (url: string, init: { method: 'POST'; headers: Record<string, string>; body: string; signal?: AbortSignal }) => Promise<{
-  readonly status: number;
-  json(): Promise<unknown>;
-}>;
-
-/**
- * POSTs JSON and returns WeChat's JSON answer; throws {@link WeChatApiError} on `errcode` ≠ 0 or no JSON.
- *
- * The URL may hold the access_token (`?access_token=…`) and the body the AppSecret: neither may
- * reach an error. `fetch` quotes the URL in some of its errors ("Failed to parse URL from …", a URL
- * with credentials) and Node's URL errors carry it as `input`; a proxy or WeChat may quote the
- * request in `errmsg` or an HTML page. So every message is passed through {@link withoutSecrets}
- * with `secrets` (the access_token or the AppSecret of this call), and the `cause` is a
- * {@link scrubbedError} copy, without the original's other properties.
- */
-async function postJson(
-  fetchImpl: Fetch,
-  url: string,
-  body: unknown,
-  what: string,
-  timeoutMs: number,
-  secrets: readonly string[],
-): Promise<Record<string, unknown>> {
-  let answer: unknown;
-  try {
-    const response = await fetchImpl(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json; charset=utf-8' },
-      // Chinese stays UTF-8, not \uXXXX (old error 40033 refused escapes in some APIs).
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    if (response.status >= 500) throw new Error(`HTTP ${response.status}`);
-    answer = await response.json();
-  } catch (err) {
-    const why = withoutSecrets(err instanceof Error ? err.message : String(err), secrets);
-    throw new WeChatApiError(`${what}: no answer from WeChat (${why})`, 'transient', undefined, { cause: scrubbedError(err, secrets) });
-  }
-  if (typeof answer !== 'object' || answer === null) throw new WeChatApiError(`${what}: WeChat answered no JSON object`, 'transient');
-  const result = answer as Record<string, unknown>;
-  const errcode = result['errcode'];
-  if (typeof errcode === 'number' && errcode !== 0) {
-    const errmsg = withoutSecrets(String(result['errmsg'] ?? ''), secrets);
-    throw new WeChatApiError(`${what}: errcode ${errcode} ${errmsg}`.trim(), kindOf(errcode), errcode);
-  }
-  return result;
-}
-
-/** Options shared by the API calls. */
-export interface ApiOptions {
-  /** @default the global `fetch` */
-  readonly fetch?: Fetch;
-  /** @default {@link WECHAT_API_BASE} */
-  readonly baseUrl?: string;
-  /** Give up on a call after this many **milliseconds**. @default 5000 */
-  readonly timeoutMs?: number;
 }
 
 /**

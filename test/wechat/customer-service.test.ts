@@ -73,14 +73,17 @@ describe('the API calls, against a fake WeChat API on 127.0.0.1', () => {
     [42001, 'token'],
     [45015, 'refused'],
     [45047, 'refused'],
+    [40003, 'refused'],
     [-1, 'transient'],
+    [45009, 'transient'],
+    [45011, 'transient'],
     [48001, 'config'],
     [40164, 'config'],
   ] as const)('errcode %s is a WeChatApiError of kind %s', async (errcode, kind) => {
     api.sendErrors.push(errcode);
     const err = await sendCustomMessage('T', toCustomMessage(OPENID, text('x'))!, { baseUrl: api.url }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WeChatApiError);
-    expect(err).toMatchObject({ kind, errcode, code: 'WECHAT_API' });
+    expect(err).toMatchObject({ kind, errcode, code: 'WECHAT_API', errmsg: `fake error ${errcode}` });
   });
 
   it('no answer, HTTP 5xx or a body that is not JSON are transient', async () => {
