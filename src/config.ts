@@ -6,6 +6,8 @@
  */
 import { z } from 'zod';
 import { MAX_TIMEOUT_MS } from './dialog/dialog.js';
+import { ApiKeysError, parseApiKeys, type ApiKey } from './push/api-keys.js';
+import { ACCOUNT_ID_FORMAT } from './push/push-service.js';
 import { APP_ID_FORMAT, ENCODING_AES_KEY_FORMAT } from './wechat/crypto.js';
 import { TOKEN_FORMAT } from './wechat/signature.js';
 
@@ -87,6 +89,18 @@ export interface Config {
    * `apiBase` (`WECHAT_API_BASE`) is where WeChat's API lives.
    */
   readonly lateReplies: { readonly appId: string; readonly appSecret: string; readonly deadlineMs: number; readonly apiBase: string } | undefined;
+  /**
+   * `WECHAT_ACCOUNT`: the Official Account's original id (原始ID, `gh_…`, the `ToUserName` of its
+   * users' messages), needed by pushes that start a dialog. @default undefined
+   */
+  readonly account: string | undefined;
+  /**
+   * The push API (`POST /push`), on when `PUSH_API_KEYS` is set (it needs `WECHAT_APPID` and
+   * `WECHAT_APPSECRET` to send): `keys` (`PUSH_API_KEYS`, comma-separated `name:key`), `path`
+   * (`PUSH_PATH`, default `/push`), `ratePerMinute` (`PUSH_RATE_LIMIT`: pushes per minute per
+   * key, default 600). `undefined`: the API is off.
+   */
+  readonly push: { readonly keys: readonly ApiKey[]; readonly path: string; readonly ratePerMinute: number } | undefined;
   /** `LOG_LEVEL`: pino level. @default 'info' */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -219,6 +233,22 @@ const schema = z.object({
     emptyAsUndefined,
     z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).default('false'),
   ),
+  WECHAT_ACCOUNT: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(ACCOUNT_ID_FORMAT, "must be the account's original id (原始ID), gh_ and 12 more characters such as gh_0123456789ab: the ToUserName of its users' messages")
+      .optional(),
+  ),
+  PUSH_API_KEYS: z.preprocess(emptyAsUndefined, z.string().optional()),
+  PUSH_PATH: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, 'must be a URL path starting with "/" and not ending with "/", e.g. /push')
+      .default('/push'),
+  ),
+  PUSH_RATE_LIMIT: z.preprocess(emptyAsUndefined, integer(1, 1_000_000).default(600)),
   APOLOGY_TEXT: z.preprocess(emptyAsUndefined, z.string().default('抱歉，出了点问题，请稍后再试。')),
   LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
@@ -281,6 +311,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   for (const variable of ['HEALTH_PATH', 'READY_PATH', 'METRICS_PATH'] as const) {
     if (e[variable] === e.WECHAT_PATH) {
       throw new ConfigError(variable, `${variable} must differ from WECHAT_PATH (${e.WECHAT_PATH}): set one of them to another path`);
+    }
+  }
+  const push = pushOf(e);
+  if (push !== undefined) {
+    for (const [variable, other] of [['WECHAT_PATH', e.WECHAT_PATH], ['HEALTH_PATH', e.HEALTH_PATH], ['READY_PATH', e.READY_PATH], ['METRICS_PATH', e.METRICS_PATH]] as const) {
+      if (push.path === other) throw new ConfigError('PUSH_PATH', `PUSH_PATH must differ from ${variable} (${other}): set one of them to another path`);
     }
   }
   if (e.METRICS_PATH === e.HEALTH_PATH || e.METRICS_PATH === e.READY_PATH) {
@@ -357,6 +393,31 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     stateCacheBytes: e.STATE_CACHE_BYTES,
     memoryStoreMaxEntries: e.MEMORY_STORE_MAX_ENTRIES,
     webConcurrency: e.WEB_CONCURRENCY,
+    account: e.WECHAT_ACCOUNT,
+    push,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/**
+ * The push API's settings, or `undefined` without `PUSH_API_KEYS`.
+ * @throws {ConfigError} for keys that do not parse (the message never quotes a key), or keys
+ *   without `WECHAT_APPID` and `WECHAT_APPSECRET` (pushes are sent with the access_token).
+ */
+function pushOf(e: z.infer<typeof schema>): Config['push'] {
+  if (e.PUSH_API_KEYS === undefined) return undefined;
+  let keys: readonly ApiKey[];
+  try {
+    keys = parseApiKeys(e.PUSH_API_KEYS);
+  } catch (err) {
+    if (err instanceof ApiKeysError) throw new ConfigError('PUSH_API_KEYS', `PUSH_API_KEYS ${err.message}`);
+    throw err;
+  }
+  if (e.WECHAT_APPID === undefined || e.WECHAT_APPSECRET === undefined) {
+    throw new ConfigError(
+      'PUSH_API_KEYS',
+      'PUSH_API_KEYS needs WECHAT_APPID and WECHAT_APPSECRET: pushes are sent as customer-service and template messages with the access_token',
+    );
+  }
+  return { keys, path: e.PUSH_PATH, ratePerMinute: e.PUSH_RATE_LIMIT };
 }

@@ -229,3 +229,62 @@ describe('metrics and turn log settings', () => {
     expect(err.message).not.toContain('short');
   });
 });
+
+describe('push API settings', () => {
+  const SEND = { WECHAT_APPID: 'wx0123456789abcdef', WECHAT_APPSECRET: 'a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5' };
+  const ORDERS_KEY = 'orders-key-0123456789abcdef';
+  const CI_KEY = 'ci:key:with:colons:0123456789';
+
+  it('is off without PUSH_API_KEYS (unset or empty), with no account', () => {
+    expect(loadConfig(TOKEN)).toMatchObject({ push: undefined, account: undefined });
+    expect(loadConfig({ ...TOKEN, PUSH_API_KEYS: '' }).push).toBeUndefined();
+  });
+
+  it('parses name:key pairs (a key may hold colons; spaces and a trailing comma ignored), with the defaults', () => {
+    const config = loadConfig({ ...TOKEN, ...SEND, PUSH_API_KEYS: ` orders:${ORDERS_KEY}, ci:${CI_KEY},` });
+    expect(config.push).toEqual({
+      keys: [
+        { service: 'orders', key: ORDERS_KEY },
+        { service: 'ci', key: CI_KEY },
+      ],
+      path: '/push',
+      ratePerMinute: 600,
+    });
+  });
+
+  it('takes PUSH_PATH, PUSH_RATE_LIMIT and WECHAT_ACCOUNT', () => {
+    const config = loadConfig({ ...TOKEN, ...SEND, PUSH_API_KEYS: `orders:${ORDERS_KEY}`, PUSH_PATH: '/api/push', PUSH_RATE_LIMIT: '30', WECHAT_ACCOUNT: 'gh_0123456789ab' });
+    expect(config).toMatchObject({ push: { path: '/api/push', ratePerMinute: 30 }, account: 'gh_0123456789ab' });
+  });
+
+  it.each([
+    [{ PUSH_API_KEYS: `orders:${ORDERS_KEY}` }, /^PUSH_API_KEYS needs WECHAT_APPID and WECHAT_APPSECRET/],
+    [{ ...SEND, PUSH_API_KEYS: `orders${ORDERS_KEY}` }, /^PUSH_API_KEYS entry 1 is not name:key/],
+    [{ ...SEND, PUSH_API_KEYS: `or ders:${ORDERS_KEY}` }, /^PUSH_API_KEYS entry 1: the service name must be 1 to 64 letters/],
+    [{ ...SEND, PUSH_API_KEYS: 'orders:short-key' }, /^PUSH_API_KEYS entry 1 \(orders\): the key must be 16 to 256 printable characters/],
+    [{ ...SEND, PUSH_API_KEYS: `orders:${ORDERS_KEY},orders:${CI_KEY}` }, /^PUSH_API_KEYS entry 2: the service name orders is used twice/],
+    [{ ...SEND, PUSH_API_KEYS: `orders:${ORDERS_KEY},ci:${ORDERS_KEY}` }, /^PUSH_API_KEYS entry 2 \(ci\) has the same key as orders/],
+    [{ ...SEND, PUSH_API_KEYS: ' , ' }, /^PUSH_API_KEYS has no name:key entry/],
+  ])('refuses %j with one line that never quotes a key', (env, message) => {
+    const err = configError({ ...TOKEN, ...env });
+    expect(err.variable).toBe('PUSH_API_KEYS');
+    expect(err.message).toMatch(message);
+    expect(err.message).not.toContain('\n');
+    for (const secret of [ORDERS_KEY, CI_KEY, 'short-key', SEND.WECHAT_APPSECRET]) expect(err.message).not.toContain(secret);
+  });
+
+  it.each([
+    [{ PUSH_PATH: 'push' }, 'PUSH_PATH'],
+    [{ PUSH_PATH: '/push/' }, 'PUSH_PATH'],
+    [{ PUSH_PATH: '/wechat' }, 'PUSH_PATH'],
+    [{ PUSH_PATH: '/healthz' }, 'PUSH_PATH'],
+    [{ PUSH_PATH: '/metrics' }, 'PUSH_PATH'],
+    [{ PUSH_RATE_LIMIT: '0' }, 'PUSH_RATE_LIMIT'],
+    [{ PUSH_RATE_LIMIT: '10/s' }, 'PUSH_RATE_LIMIT'],
+    [{ WECHAT_ACCOUNT: 'wx0123456789abcdef' }, 'WECHAT_ACCOUNT'],
+    [{ WECHAT_ACCOUNT: 'gh_a:b' }, 'WECHAT_ACCOUNT'],
+  ])('refuses %j naming %s', (env, variable) => {
+    const err = configError({ ...TOKEN, ...SEND, PUSH_API_KEYS: `orders:${ORDERS_KEY}`, ...env });
+    expect(err.variable).toBe(variable);
+  });
+});
