@@ -196,7 +196,8 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   if (typeof parsed === 'string' || Buffer.isBuffer(parsed)) {
     if (Buffer.byteLength(parsed) > limit) throw new BodyError(413, `the body is larger than ${limit} bytes`);
     text = typeof parsed === 'string' ? parsed : parsed.toString('utf8');
-  } else if (parsedByHost === true && parsed !== undefined) {
+  } else if (parsed !== undefined && (parsedByHost === true || req.readableEnded)) {
+    // Parsed by the host (`express.json()`: body-parser 1 marks `_body`, body-parser 2 ends the stream).
     return parsed;
   } else {
     try {
