@@ -10,7 +10,8 @@
  * It reads the server's Redis settings (`REDIS_URL`, `REDIS_CLUSTER`, `REDIS_KEY_PREFIX`, from the
  * environment and `.env`, or the file `DOTENV_CONFIG_PATH` names), validated with the server's
  * own rules, and looks at the key {@link stateKeyString} names. Without `--account` it finds the
- * user's state with `SCAN` (on every master of a cluster). `reset` deletes the state key (and its version key `:v`) only: the
+ * user's state with `SCAN` (on every master of a cluster). `reset` deletes the state's keys (the
+ * state key, its version `:v`, its messages `:m` and effects `:e`) only: the
  * memory of handled messages (`<state key>:t`, `<state key>:h:<sha1>`) stays until it expires, so
  * WeChat retries and replayed requests still get their first reply and never start a dialog.
  *
@@ -23,8 +24,8 @@ import { Cluster, type Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../config.js';
 import { stateKeyString } from '../dialog/store/keys.js';
 import { createRedisClient, createRedisClusterClient } from '../dialog/store/redis-client.js';
-import { versionKey } from '../dialog/store/redis-store.js';
-import { decodeState } from '../dialog/store/state-codec.js';
+import { effectsKey, messagesKey, stateKeys } from '../dialog/store/redis-store.js';
+import { decodeStored } from '../dialog/store/state-codec.js';
 import type { DialogState } from '../dialog/store/store.js';
 import { redactUrl } from '../logging.js';
 import type { DialogMessage } from '../dialog/dialog.js';
@@ -317,21 +318,27 @@ function isReplyError(err: unknown): err is Error {
   return err instanceof Error && err.name === 'ReplyError';
 }
 
-/** What is stored at one state key: the raw value (`null`: none), its TTL and the user's `handledUpTo`. */
+/**
+ * What is stored at one state key: the raw value (`null`: none; a format-2 header or a format-1
+ * state), the state's messages and effects parts (`''` when absent), its TTL and the user's
+ * `handledUpTo`.
+ */
 interface Stored {
   readonly raw: string | null;
+  readonly messages: string;
+  readonly effects: string;
   readonly ttlSeconds: number;
   readonly handledUpTo: number | undefined;
 }
 
 /**
- * `GET` and `TTL` of the state key and `GET` of `<key>:t` in one `MULTI` (one hash slot, so one
- * node of a cluster): a consistent view.
+ * `GET` and `TTL` of the state key and `GET` of `<key>:t`, `<key>:m` and `<key>:e` in one `MULTI`
+ * (one hash slot, so one node of a cluster): a consistent view.
  * @throws {StateInspectorError} when the key holds something other than a string.
  */
 async function readStored(client: Redis | Cluster, key: string): Promise<Stored> {
-  const results = (await client.multi().get(key).ttl(key).get(`${key}:t`).exec()) ?? [];
-  const [[getError, raw] = [null, null], [, ttl] = [null, -2], [, upTo] = [null, null]] = results;
+  const results = (await client.multi().get(key).ttl(key).get(`${key}:t`).get(messagesKey(key)).get(effectsKey(key)).exec()) ?? [];
+  const [[getError, raw] = [null, null], [, ttl] = [null, -2], [, upTo] = [null, null], [, messages] = [null, null], [, effects] = [null, null]] = results;
   if (getError !== null) {
     if (isReplyError(getError) && /WRONGTYPE/.test(getError.message)) {
       throw new StateInspectorError(`${key} holds a value that is not a dialog state (not a string): check REDIS_KEY_PREFIX`);
@@ -339,7 +346,13 @@ async function readStored(client: Redis | Cluster, key: string): Promise<Stored>
     throw getError;
   }
   const handledUpTo = typeof upTo === 'string' && /^\d+$/.test(upTo) && upTo !== '0' ? Number(upTo) : undefined;
-  return { raw: typeof raw === 'string' ? raw : null, ttlSeconds: typeof ttl === 'number' ? ttl : -2, handledUpTo };
+  return {
+    raw: typeof raw === 'string' ? raw : null,
+    messages: typeof messages === 'string' ? messages : '',
+    effects: typeof effects === 'string' ? effects : '',
+    ttlSeconds: typeof ttl === 'number' ? ttl : -2,
+    handledUpTo,
+  };
 }
 
 /** `openid` and, when known, ` on <account>` for messages. */
@@ -369,7 +382,7 @@ async function inspect(client: Redis | Cluster, settings: InspectorSettings, opt
     output.out(`no state for ${whose(openid, account)} (no key ${key})${options.action === 'reset' ? ': nothing deleted' : ''}\n`);
     return 0;
   }
-  const state = decodeState(stored.raw);
+  const state = decodeStored(stored.raw, stored.messages, stored.effects);
   if (options.action === 'show') {
     if (state === undefined) {
       throw new StateInspectorError(`${key} holds a value that is not a dialog state (corrupt, or another format than this version writes): \`state reset\` deletes it`);
@@ -379,8 +392,8 @@ async function inspect(client: Redis | Cluster, settings: InspectorSettings, opt
     return 0;
   }
   // A value that does not decode is one the server treats as absent (and overwrites): deleting it is safe.
-  // The version goes with it: a server that still has the old state cached then finds it gone.
-  const [deleted] = ((await client.multi().del(key).del(versionKey(key)).exec()) ?? []).map(([, n]) => Number(n));
+  // The version, messages and effects go with it: a server that still has the old state cached then finds it gone.
+  const [deleted] = ((await client.multi().del(key).del(stateKeys(key).slice(1)).exec()) ?? []).map(([, n]) => Number(n));
   if (deleted === 0) {
     output.out(`no state for ${whose(openid, account)} (${key} expired meanwhile): nothing deleted\n`);
     return 0;

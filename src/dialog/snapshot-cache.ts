@@ -11,8 +11,8 @@
  * least recently used end whenever an entry is inserted, and by a full pass over the cache at most
  * once every {@link CACHE_SWEEP_INTERVAL_MS} (also on insertion: no timer).
  *
- * The size of an entry is estimated by {@link snapshotBytes}, from the token's length only (no
- * serialization on the hot path).
+ * The size of an entry is estimated by {@link snapshotBytes}, from the stored length the store
+ * reports (no serialization on the hot path).
  *
  * @module
  */
@@ -40,9 +40,12 @@ export const CACHE_SWEEP_INTERVAL_MS = 1_000;
  * The estimated heap size, in **bytes**, of caching `snapshot`:
  * `4 × the stored JSON's length + 512` ({@link CACHE_BYTES_PER_STORED_CHAR}, {@link CACHE_ENTRY_OVERHEAD_BYTES}).
  *
- * The JSON the state was read or written as stays in memory with it (as the in-memory store's
- * token, or as the history's JSON `encodeState` keeps for the next turn): at most 2 bytes per
- * character (V8 keeps Latin-1 strings at 1). The decoded state holds the same texts again, without
+ * `storedLength` is the length of everything stored for the state: the format-1 value, or (on
+ * Redis) the format-2 header and both parts together. The JSON the state was read or written as
+ * stays in memory with it on the in-memory store (as its token, and as the history's JSON
+ * `encodeState` keeps for the next turn): at most 2 bytes per character (V8 keeps Latin-1 strings
+ * at 1); on Redis it does not (a commit sends only what it adds), so there the estimate errs on the
+ * large side by up to half. The decoded state holds the same texts again, without
  * the JSON syntax but with an object per message: about 2 bytes per character more. Measured on
  * Node 20 with `process.memoryUsage().heapUsed`, a cached entry took 2.1 to 4.1 × the JSON's length
  * in bytes (ASCII texts at the low end, Chinese texts at the high end; 100 messages of 500

@@ -24,6 +24,7 @@ import { DialogEngine } from '../../src/dialog/engine.js';
 import { clusterKeySlot, stateKeyString } from '../../src/dialog/store/keys.js';
 import { createRedisClient, createRedisClusterClient } from '../../src/dialog/store/redis-client.js';
 import { RedisStore } from '../../src/dialog/store/redis-store.js';
+import { encodeState } from '../../src/dialog/store/state-codec.js';
 import type { DialogState } from '../../src/dialog/store/store.js';
 import type { InboundMessage } from '../../src/wechat/messages.js';
 import { ACCOUNT, eventFrom, textFrom } from '../support/messages.js';
@@ -234,9 +235,10 @@ describe.runIf(Boolean(url))('wechat-dialog state on Redis (REDIS_URL)', () => {
     expect(withContents.code).toBe(0);
     expect(withContents.stdout).toContain('  2023-11-14T22:13:20.000Z text "累加器"\n  2023-11-14T22:13:30.000Z text "2"\n');
 
-    const handledBefore = (await admin.keys(`${key}:*`)).filter((k) => !k.endsWith(':v'));
-    expect(handledBefore.length).toBe(3); // :t and one :h: per message (:v is the state's version)
+    const handledBefore = (await admin.keys(`${key}:*`)).filter((k) => !/:[vme]$/.test(k));
+    expect(handledBefore.length).toBe(3); // :t and one :h: per message (:v is the state's version, :m its messages)
     expect(await admin.exists(`${key}:v`)).toBe(1);
+    expect(await admin.exists(`${key}:m`)).toBe(1);
 
     const reset = await runState(['reset', openid], env);
     expect(reset.code).toBe(0);
@@ -244,7 +246,8 @@ describe.runIf(Boolean(url))('wechat-dialog state on Redis (REDIS_URL)', () => {
     expect(reset.stdout).toContain(`deleted the state of ${openid} on ${ACCOUNT} (dialog accumulator, 2 messages; key ${key})`);
     expect(reset.stdout).toMatch(/not deleted: the memory of handled messages/);
     expect(await admin.exists(key)).toBe(0);
-    expect(await admin.exists(`${key}:v`)).toBe(0); // the version goes with the state
+    expect(await admin.exists(`${key}:v`)).toBe(0); // the version and the messages go with the state
+    expect(await admin.exists(`${key}:m`)).toBe(0);
     expect((await admin.keys(`${key}:*`)).sort()).toEqual(handledBefore.sort());
 
     const [after, resetAgain] = await Promise.all([runState(['show', openid], env), runState(['reset', openid, '--account', ACCOUNT], env)]);
@@ -276,6 +279,23 @@ describe.runIf(Boolean(url))('wechat-dialog state on Redis (REDIS_URL)', () => {
     expect(one.code).toBe(0);
     expect(one.stdout).toContain(`account      ${other}\n`);
     expect(one.stdout).toContain('messages     1\n');
+  }, 30_000);
+
+  it('a state stored in format 1 (one JSON value, as written before format 2) is shown and reset too', async () => {
+    const openid = 'oStateFormat1000000000000001';
+    const key = stateKeyString(prefix, { account: ACCOUNT, openid });
+    const old: DialogState = { dialog: 'accumulator', version: 'v-old', messages: [textFrom(openid, '累加器', 1_700_000_000), textFrom(openid, '2', 1_700_000_010)], effects: [{ ok: 1 }] };
+    await admin.set(key, encodeState(old), 'EX', 60);
+    await admin.set(`${key}:v`, 'an-older-version', 'EX', 60);
+    const show = await runState(['show', openid, '--contents'], env);
+    expect(show.stderr).toBe('');
+    expect(show.stdout).toContain('version      v-old\n');
+    expect(show.stdout).toContain('messages     2\n');
+    expect(show.stdout).toContain('effects      1\n');
+    expect(show.stdout).toContain('text "2"\n');
+    const reset = await runState(['reset', openid], env);
+    expect(reset.stdout).toContain(`deleted the state of ${openid} on ${ACCOUNT} (dialog accumulator, 2 messages; key ${key})`);
+    expect(await admin.exists(key, `${key}:v`)).toBe(0);
   }, 30_000);
 
   it('a value that is not a state: one line, exit 1; reset deletes a string the server cannot read, never another type', async () => {

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { appendMessage, decodeState, encodeState, STATE_FORMAT_VERSION } from '../../src/dialog/store/state-codec.js';
+import {
+  appendedTo,
+  appendMessage,
+  decodeState,
+  decodeStateParts,
+  decodeStored,
+  encodeListPart,
+  encodeState,
+  encodeStateHeader,
+  STATE_FORMAT_VERSION,
+} from '../../src/dialog/store/state-codec.js';
 import type { DialogState } from '../../src/dialog/store/store.js';
 
 const message = { MsgType: 'text', ToUserName: 'gh_abc', FromUserName: 'oUser', CreateTime: 1_700_000_000, MsgId: '18446744073709551615', Content: '你好 😀 ]]>\n' } as const;
@@ -137,5 +147,78 @@ describe('encodeState on a history built by appendMessage', () => {
   it('a list not made by appendMessage (decoded, or built by hand) is encoded in full', () => {
     const messages = [at(0), at(1)];
     expect(encodeState({ dialog: 'd', version: 'v', messages, effects: [] })).toBe(JSON.stringify({ f: STATE_FORMAT_VERSION, dialog: 'd', version: 'v', messages, effects: [] }));
+  });
+});
+
+describe('format 2: a header and two append-only parts', () => {
+  const recent = [{ id: 'oUser|m|1', reply: { MsgType: 'text', Content: '你好' } } as const];
+  const parts = (state: DialogState): [string, string, string] => [encodeStateHeader(state), encodeListPart(state.messages), encodeListPart(state.effects)];
+
+  it('round-trips a state exactly, ended and recent included', () => {
+    for (const state of [valid, { ...valid, ended: true as const, recent }, { ...valid, effects: [] }]) {
+      expect(decodeStateParts(...parts(state))).toEqual(state);
+      expect(decodeStored(...parts(state))).toEqual(state);
+    }
+  });
+
+  it('the header holds counts, not the history: its size does not depend on the number of messages', () => {
+    expect(JSON.parse(encodeStateHeader(valid))).toEqual({ f: 2, dialog: 'accumulator', version: 'v1', messages: 2, effects: 5 });
+    const long = { ...valid, messages: Array.from({ length: 900 }, () => message) };
+    expect(encodeStateHeader(long).length - encodeStateHeader(valid).length).toBe(2);
+  });
+
+  it('appending to the parts is the same as writing them whole', () => {
+    const [header, messagesPart, effectsPart] = parts(valid);
+    const more = { ...message, Content: 'more' };
+    const next: DialogState = { ...valid, messages: [...valid.messages, more, more], effects: [...valid.effects, { ok: 'x' }] };
+    const appendedMessages = messagesPart + encodeListPart([more, more], valid.messages.length);
+    const appendedEffects = effectsPart + encodeListPart([{ ok: 'x' }], valid.effects.length);
+    expect(appendedMessages).toBe(encodeListPart(next.messages));
+    expect(appendedEffects).toBe(encodeListPart(next.effects));
+    expect(decodeStateParts(encodeStateHeader(next), appendedMessages, appendedEffects)).toEqual(next);
+    // The first effect of a state that had none: no leading comma.
+    expect(encodeListPart([{ ok: 1 }], 0)).toBe('{"ok":1}');
+    expect(header).toContain('"messages":2');
+  });
+
+  it.each([
+    ['a part with fewer items than the header counts', (p: string[]) => [p[0], p[1]!.slice(0, p[1]!.lastIndexOf(',{')), p[2]]],
+    ['a missing messages part', (p: string[]) => [p[0], '', p[2]]],
+    ['a missing effects part', (p: string[]) => [p[0], p[1], '']],
+    ['a part that is not JSON', (p: string[]) => [p[0], `${p[1]},{`, p[2]]],
+    ['a part that closes the array', (p: string[]) => [p[0], `${p[1]}],[1`, p[2]]],
+    ['a format-1 envelope as the header', (p: string[]) => [encodeState(valid), p[1], p[2]]],
+    ['a header with the history inline', (p: string[]) => [JSON.stringify({ ...valid, f: 2 }), p[1], p[2]]],
+    ['a header whose counts are not integers', (p: string[]) => [p[0]!.replace('"messages":2', '"messages":"2"'), p[1], p[2]]],
+  ])('decodes %s as undefined', (_name, breakIt) => {
+    const [header, messagesPart, effectsPart] = breakIt(parts(valid)) as [string, string, string];
+    expect(decodeStateParts(header, messagesPart, effectsPart)).toBeUndefined();
+  });
+
+  it('decodeStored reads either format: a format-1 value ignores the parts', () => {
+    expect(decodeStored(encodeState(valid), 'anything', 'at all')).toEqual(valid);
+    expect(decodeStored('', '', '')).toBeUndefined();
+  });
+});
+
+describe('appendedTo', () => {
+  const a = { ok: 1 };
+  const b = { ok: 2 };
+  it('gives what a list adds to another it extends (by reference), [] for the same items, undefined otherwise', () => {
+    const previous = [a];
+    expect(appendedTo(previous, previous)).toEqual([]);
+    expect(appendedTo(previous, [a])).toEqual([]);
+    expect(appendedTo(previous, [a, b, b])).toEqual([b, b]);
+    expect(appendedTo(previous, [{ ok: 1 }, b])).toBeUndefined(); // equal, but not the same item
+    expect(appendedTo([a, b], [a])).toBeUndefined();
+    expect(appendedTo(previous, [b])).toBeUndefined();
+  });
+
+  it('recognises a list made by appendMessage', () => {
+    const first = appendMessage([], message);
+    const second = appendMessage(first, message);
+    expect(appendedTo(first, second)).toEqual([message]);
+    expect(appendedTo([], first)).toEqual([message]);
+    expect(appendedTo(second, first)).toBeUndefined();
   });
 });

@@ -2,9 +2,14 @@
  * A {@link DialogStore} on Redis (ioredis), shared by every process of the server: one Redis
  * ({@link createRedisClient}) or a Redis Cluster ({@link createRedisClusterClient}).
  *
- * One string key per (account, openid) — see {@link stateKeyString} — holding the JSON of
- * {@link encodeState}, with the state's time to live as the key's expiry. Every command touches
- * that one key, and the key carries a hash tag, so on a cluster each command goes to one node.
+ * Per (account, openid), keys that share one hash tag (see {@link stateKeyString}), so that on a
+ * cluster every script runs on one node: the state's header (format 2 of the state codec:
+ * `<state key>`), its messages (`…:m`) and recorded effects (`…:e`), each an append-only string,
+ * and its version (`…:v`); beside them the memory of handled messages (`…:h:<digest>`, `…:t`).
+ * All expire with the state's time to live. A continuing turn appends its message (and any new
+ * effects) and rewrites the small header: what it sends, and what Redis does, does not grow with
+ * the dialog's length. A value in format 1 (the whole state in one JSON string at `<state key>`,
+ * as written before) is still read, and written again in format 2 at its next commit.
  *
  * @module
  */
@@ -12,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { scrubbedError } from '../../logging.js';
 import { clusterKeySlot, stateKeyString } from './keys.js';
-import { decodeHandled, decodeState, encodeHandled, encodeState, snapshotOf } from './state-codec.js';
+import { appendedTo, decodeHandled, decodeStored, encodeHandled, encodeListPart, encodeStateHeader, isPartsHeader } from './state-codec.js';
 import {
   assertTtlSeconds,
   type CommitResult,
@@ -53,6 +58,27 @@ function nextVersion(): string {
   return `${VERSION_PREFIX}.${versionCounter.toString(36)}`;
 }
 
+/**
+ * The key holding the messages of the state at `stateKey` (format 2): the JSON of each message,
+ * joined by `,`. A continuing turn `APPEND`s to it. It expires and is deleted with the state.
+ */
+export function messagesKey(stateKey: string): string {
+  return `${stateKey}:m`;
+}
+
+/**
+ * The key holding the recorded effects of the state at `stateKey` (format 2): the JSON of each
+ * effect, joined by `,`; absent when there is none. It expires and is deleted with the state.
+ */
+export function effectsKey(stateKey: string): string {
+  return `${stateKey}:e`;
+}
+
+/** Every key of the state at `stateKey` (not the memory of handled messages): what a delete removes. */
+export function stateKeys(stateKey: string): [string, string, string, string] {
+  return [stateKey, versionKey(stateKey), messagesKey(stateKey), effectsKey(stateKey)];
+}
+
 /** The key holding the newest remembered `CreateTime` of the user whose state is at `stateKey`. */
 function upToKey(stateKey: string): string {
   return `${stateKey}:t`;
@@ -85,65 +111,85 @@ const QUIT_TIMEOUT_MS = 2_000;
 const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'reconnecting', 'close']);
 
 /**
- * The compare-and-set token of a state, computed where it is stored: `<version>#<the value's length
- * as STRLEN gives it>`, `''` when neither is there. The length also catches a write by a server
- * from before versions (which writes the value alone) during a rolling deploy; `STRLEN` is O(1).
+ * The compare-and-set token of a state, computed where it is stored: `<version>#<STRLEN of the
+ * header>#<STRLEN of the messages>#<STRLEN of the effects>`, `''` when neither the version nor the
+ * header is there. The header's length also catches a write by a server from before versions (which
+ * writes the value alone) during a rolling deploy; the parts' lengths, a part changed or lost
+ * (evicted) on its own. `STRLEN` is O(1): so is the token, however long the dialog.
  */
 const TOKEN_LUA = `
-local function token(stateKey, versionKey)
+local function token(stateKey, versionKey, messagesKey, effectsKey)
   local version = redis.call('GET', versionKey) or ''
   local length = redis.call('STRLEN', stateKey)
   if version == '' and length == 0 then return '' end
-  return version .. '#' .. string.format('%d', length)
+  return version .. '#' .. string.format('%d', length) .. '#' .. string.format('%d', redis.call('STRLEN', messagesKey))
+    .. '#' .. string.format('%d', redis.call('STRLEN', effectsKey))
 end
 `;
 
 /**
  * Compare-and-set of one user's state, remembering the message handled (see
- * {@link RedisStore.commit}). KEYS[1] the state key, KEYS[2] the message's handled key, KEYS[3]
- * the user's `handledUpTo` key, KEYS[4] the state's version key (all in one hash slot); ARGV[1]
- * the version the caller read ('' = none); ARGV[2] the new value ('' = delete); ARGV[3] the state's
- * TTL in seconds; ARGV[4] what the message got ('' = remember nothing); ARGV[5] how long to
- * remember it, in seconds; ARGV[6] its CreateTime; ARGV[7] the new version (unique). The
- * comparison is of versions (with the value's length in bytes, `<version>#<STRLEN>`, which also
- * catches a write by a server from before versions during a rolling deploy), not values, so a
- * commit sends the new state once and Redis compares a few bytes, however long the dialog. Returns `{'h', got}` when the message is remembered
- * already (nothing written), `{'c', current, version, upTo}` when the state had changed (nothing
- * written), else `{'ok', upTo}`.
+ * {@link RedisStore.commit}). KEYS[1] the state key (the header), KEYS[2] the message's handled
+ * key, KEYS[3] the user's `handledUpTo` key, KEYS[4] the state's version key, KEYS[5] its messages
+ * key, KEYS[6] its effects key (all in one hash slot). ARGV[1] the token the caller read ('' =
+ * none); ARGV[2] how to write: `a` appends ARGV[4] and ARGV[5] to the parts, anything else replaces
+ * them; ARGV[3] the new header ('' = delete the state); ARGV[4] the messages (or what to append to
+ * them); ARGV[5] the effects (or what to append; '' = none); ARGV[6] the state's TTL in seconds;
+ * ARGV[7] what the message got ('' = remember nothing); ARGV[8] how long to remember it, in
+ * seconds; ARGV[9] its CreateTime; ARGV[10] the new version (unique).
+ *
+ * The comparison is of tokens (a unique version and three lengths, see {@link TOKEN_LUA}), not
+ * values, and an append writes only what the turn added (APPEND is amortized O(1)), so a
+ * continuing turn's bytes and Redis's work do not grow with the dialog. Returns `{'h', got}` when
+ * the message is remembered already (nothing written), `{'c', header, messages, effects, token,
+ * upTo}` when the state had changed (nothing written), else `{'ok', upTo, token}`. Every key
+ * written gets its expiry in the same script.
  */
 const COMMIT_SCRIPT = `${TOKEN_LUA}
-if ARGV[4] ~= '' then
+if ARGV[7] ~= '' then
   local got = redis.call('GET', KEYS[2])
   if got then return {'h', got} end
 end
-local current = token(KEYS[1], KEYS[4])
+local current = token(KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 if current ~= ARGV[1] then
-  return {'c', redis.call('GET', KEYS[1]) or '', current, redis.call('GET', KEYS[3]) or '0'}
+  return {'c', redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or '', current, redis.call('GET', KEYS[3]) or '0'}
 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1], KEYS[4])
+local ttl = tonumber(ARGV[6])
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 else
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
-  redis.call('SET', KEYS[4], ARGV[7], 'EX', tonumber(ARGV[3]))
+  if ARGV[2] == 'a' then
+    if ARGV[4] ~= '' then redis.call('APPEND', KEYS[5], ARGV[4]) end
+    if ARGV[5] ~= '' then redis.call('APPEND', KEYS[6], ARGV[5]) end
+    redis.call('EXPIRE', KEYS[5], ttl)
+    redis.call('EXPIRE', KEYS[6], ttl)
+  else
+    redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl)
+    if ARGV[5] == '' then redis.call('DEL', KEYS[6]) else redis.call('SET', KEYS[6], ARGV[5], 'EX', ttl) end
+  end
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ttl)
+  redis.call('SET', KEYS[4], ARGV[10], 'EX', ttl)
 end
 local upTo = tonumber(redis.call('GET', KEYS[3]) or '0')
-if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', tonumber(ARGV[5]))
-  if tonumber(ARGV[6]) > upTo then upTo = tonumber(ARGV[6]) end
-  redis.call('SET', KEYS[3], upTo, 'EX', tonumber(ARGV[5]))
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[7], 'EX', tonumber(ARGV[8]))
+  if tonumber(ARGV[9]) > upTo then upTo = tonumber(ARGV[9]) end
+  redis.call('SET', KEYS[3], upTo, 'EX', tonumber(ARGV[8]))
 end
-return {'ok', tostring(upTo), token(KEYS[1], KEYS[4])}
+return {'ok', tostring(upTo), token(KEYS[1], KEYS[4], KEYS[5], KEYS[6])}
 `;
 
 /**
- * Reads one user's state for {@link RedisStore.read}: KEYS[1] the state key, KEYS[2] its version
- * key, KEYS[3] the user's `handledUpTo` key, KEYS[4] a message's handled key, read only when
- * ARGV[1] is `1`. Returns `{value, token, upTo, got}` (`''` for what is absent).
+ * Reads one user's state for {@link RedisStore.read}: KEYS[1] the state key (the header, or a
+ * format-1 value), KEYS[2] its version key, KEYS[3] the user's `handledUpTo` key, KEYS[4] a
+ * message's handled key, read only when ARGV[1] is `1`, KEYS[5] and KEYS[6] the state's messages and
+ * effects. Returns `{header, messages, effects, token, upTo, got}` (`''` for what is absent).
  */
 const READ_SCRIPT = `${TOKEN_LUA}
 local got = ''
 if ARGV[1] == '1' then got = redis.call('GET', KEYS[4]) or '' end
-return {redis.call('GET', KEYS[1]) or '', token(KEYS[1], KEYS[2]), redis.call('GET', KEYS[3]) or '', got}
+return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or '',
+  token(KEYS[1], KEYS[2], KEYS[5], KEYS[6]), redis.call('GET', KEYS[3]) or '', got}
 `;
 
 /**
@@ -168,8 +214,13 @@ interface CommitCommand {
     handledKey: string,
     upToKey: string,
     versionKey: string,
+    messagesKey: string,
+    effectsKey: string,
     expected: string,
-    next: string,
+    mode: 'a' | 'w',
+    header: string,
+    messages: string,
+    effects: string,
     ttlSeconds: number,
     got: string,
     handledTtlSeconds: number,
@@ -177,7 +228,15 @@ interface CommitCommand {
     version: string,
   ): Promise<string[]>;
   dialogRemember(handledKey: string, upToKey: string, got: string, ttlSeconds: number, createTime: number): Promise<string[]>;
-  dialogRead(stateKey: string, versionKey: string, upToKey: string, handledKey: string, readHandled: '0' | '1'): Promise<string[]>;
+  dialogRead(
+    stateKey: string,
+    versionKey: string,
+    upToKey: string,
+    handledKey: string,
+    messagesKey: string,
+    effectsKey: string,
+    readHandled: '0' | '1',
+  ): Promise<string[]>;
 }
 
 /** The client with the commit script defined on it. */
@@ -242,9 +301,23 @@ function isReplyError(err: unknown): boolean {
 /** How long a write waits for the connection when the client has no `commandTimeout`, in ms. */
 const DEFAULT_WRITE_WAIT_MS = 1_000;
 
+/** What one commit sends for the new state: see {@link COMMIT_SCRIPT}. */
+interface StateWrite {
+  /** `a`: append `messages` and `effects` to the stored parts; `w`: replace the parts with them. */
+  readonly mode: 'a' | 'w';
+  /** The new header ({@link encodeStateHeader}); `''` to delete the state. */
+  readonly header: string;
+  /** The messages part, or (`a`) what to append to it. */
+  readonly messages: string;
+  /** The effects part, or (`a`) what to append to it; `''` for none. */
+  readonly effects: string;
+  /** The length, in characters, of both parts as stored after the write. */
+  readonly partsLength: number;
+}
+
 /**
- * A {@link DialogStore} on Redis: `load` is `GET`, `save` is one `SET key value EX ttlSeconds`
- * (a state is written whole or not at all, with its expiry), `delete` is `DEL`.
+ * A {@link DialogStore} on Redis: `read` and `commit` are one Lua script each (one round trip),
+ * `save` one `MULTI` (a state is written whole or not at all, with its expiry), `delete` one `DEL`.
  *
  * Every Redis failure (refused connection, timeout, error reply) surfaces as
  * {@link StoreUnavailableError} with the ioredis error as `cause`. How long a call may take is the
@@ -264,9 +337,9 @@ export class RedisStore implements DialogStore {
 
   /** @param options - the client (the store owns it from now on) and the key prefix; nothing is sent yet. */
   constructor(options: RedisStoreOptions) {
-    options.redis.defineCommand('dialogCommit', { numberOfKeys: 4, lua: COMMIT_SCRIPT });
+    options.redis.defineCommand('dialogCommit', { numberOfKeys: 6, lua: COMMIT_SCRIPT });
     options.redis.defineCommand('dialogRemember', { numberOfKeys: 2, lua: REMEMBER_SCRIPT });
-    options.redis.defineCommand('dialogRead', { numberOfKeys: 4, lua: READ_SCRIPT });
+    options.redis.defineCommand('dialogRead', { numberOfKeys: 6, lua: READ_SCRIPT });
     this.#redis = options.redis as ScriptedClient;
     this.#keyPrefix = options.keyPrefix;
   }
@@ -283,36 +356,40 @@ export class RedisStore implements DialogStore {
 
   /**
    * @inheritDoc
-   * One script (one round trip) reading the state, its token (`<version>#<STRLEN>`, see
-   * {@link TOKEN_LUA}), the user's `handledUpTo` and, with `identity`, the message's handled key.
+   * One script (one round trip) reading the state (its header and both parts), its token
+   * (`<version>#<lengths>`, see {@link TOKEN_LUA}), the user's `handledUpTo` and, with `identity`,
+   * the message's handled key. A value in format 1 is read too (its parts, if any, are ignored).
    */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
     const storageKey = this.#key(key);
     await this.#whenSendable('EVALSHA', storageKey, 'read');
-    const [raw = '', token = '', upTo = '', got = ''] = (
-      await this.#run('EVALSHA', () =>
-        this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), identity === undefined ? storageKey : handledKey(storageKey, identity), identity === undefined ? '0' : '1'),
-      )
+    const [header = '', messages = '', effects = '', token = '', upTo = '', got = ''] = (
+      await this.#run('EVALSHA', () => this.#read(storageKey, identity === undefined ? undefined : handledKey(storageKey, identity)))
     ).map(String);
-    const snapshot = snapshotOf(raw, Number(upTo || 0), token);
+    const snapshot = this.#snapshotOf(header, messages, effects, token, Number(upTo || 0));
     return got === '' ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
   /**
    * @inheritDoc
    * One Lua script (one round trip): checks that the message is not remembered yet, compares the
-   * stored value with the one `read` returned and, if equal, `SET … EX ttlSeconds` (or `DEL`), and
-   * remembers the message (its handled key and the user's `handledUpTo`, in the same hash slot).
-   * Redis runs a script atomically, so two processes can never both commit over the same value,
-   * nor both handle one message. Sent only on a ready connection, like `save`. When the answer does
-   * not come (a timeout, a dropped connection), the key is read again until Redis answers (at most
-   * 2 s) to learn whether the script ran, rather than reporting a failure for a write that happened.
+   * stored state's token with the one `read` returned and, if equal, writes the state with its
+   * expiry (or deletes it), and remembers the message (its handled key and the user's
+   * `handledUpTo`, in the same hash slot). When `next` extends the state `expected` saw, as stored
+   * in format 2 (the same messages and effects, then more: a continuing turn), only what it adds is
+   * appended and the header rewritten, so the bytes sent and Redis's work do not depend on the
+   * dialog's length; otherwise (a new dialog, a state read in format 1, a rewrite) the whole state is
+   * written in format 2. Redis runs a script atomically, so two processes can never both commit over
+   * the same state, nor both handle one message. Sent only on a ready connection, like `save`. When
+   * the answer does not come (a timeout, a dropped connection), the key is read again until Redis
+   * answers (at most 2 s) to learn whether the script ran, rather than reporting a failure for a
+   * write that happened.
    * @throws {RangeError} when `ttlSeconds` (or `handled.ttlSeconds`) is not a positive integer.
    */
   async commit(key: StateKey, expected: Snapshot, next: DialogState | undefined, ttlSeconds: number, handled?: HandledMessage): Promise<CommitResult> {
     assertTtlSeconds(ttlSeconds);
     if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
-    const value = next === undefined ? '' : encodeState(next);
+    const write = this.#writeOf(expected.state, next);
     const storageKey = this.#key(key);
     const got = handled === undefined ? '' : encodeHandled(handled);
     const version = next === undefined ? '' : nextVersion();
@@ -325,8 +402,13 @@ export class RedisStore implements DialogStore {
           handled === undefined ? storageKey : handledKey(storageKey, handled.id), // a key of the slot, not touched without `handled`
           upToKey(storageKey),
           versionKey(storageKey),
+          messagesKey(storageKey),
+          effectsKey(storageKey),
           expected.token,
-          value,
+          write.mode,
+          write.header,
+          write.messages,
+          write.effects,
           ttlSeconds,
           got,
           handled?.ttlSeconds ?? 1,
@@ -338,14 +420,69 @@ export class RedisStore implements DialogStore {
       // A timeout or a dropped connection leaves it open whether Redis ran the script (it may have
       // been queued, e.g. behind CLIENT PAUSE WRITE): find out before anyone answers the apology.
       if (!(err instanceof StoreUnavailableError) || isReplyError(err.cause)) throw err;
-      const settled = await this.#settle(storageKey, value, version);
+      const settled = await this.#settle(storageKey, version);
       if (settled === undefined) throw err;
       return settled;
     }
-    const [outcome, first = '', second = '', third] = reply.map(String);
+    const [outcome, first = '', second = '', third = '', fourth = '', fifth] = reply.map(String);
     if (outcome === 'h') return { committed: false, snapshot: expected, handled: decodeHandled(first) };
-    if (outcome === 'c') return { committed: false, snapshot: snapshotOf(first, Number(third ?? 0), second) };
-    return { committed: true, snapshot: snapshotOf(value, Number(first), second, next) };
+    if (outcome === 'c') return { committed: false, snapshot: this.#snapshotOf(first, second, third, fourth, Number(fifth ?? 0)) };
+    if (next !== undefined) this.#partsLength.set(next, write.partsLength);
+    const storedLength = write.header === '' ? 0 : write.header.length + write.partsLength;
+    return { committed: true, snapshot: { state: next, token: second, storedLength, handledUpTo: Number(first) } };
+  }
+
+  /**
+   * The states this store knows to be stored in format 2 exactly as they are (read so, or just
+   * written), each with the length of its two parts in characters: a commit of a state that
+   * extends one of them appends. Which stored state a snapshot's state is, the commit's token
+   * comparison checks (the token holds a version written once, and the parts' lengths).
+   */
+  readonly #partsLength = new WeakMap<DialogState, number>();
+
+  /** What to send for `next` (see {@link StateWrite}), given the state the turn was planned from. */
+  #writeOf(previous: DialogState | undefined, next: DialogState | undefined): StateWrite {
+    if (next === undefined) return { mode: 'w', header: '', messages: '', effects: '', partsLength: 0 };
+    const header = encodeStateHeader(next);
+    const stored = previous === undefined ? undefined : this.#partsLength.get(previous);
+    if (previous !== undefined && stored !== undefined) {
+      const messages = appendedTo(previous.messages, next.messages);
+      const effects = appendedTo(previous.effects, next.effects);
+      if (messages !== undefined && effects !== undefined) {
+        const addedMessages = encodeListPart(messages, previous.messages.length);
+        const addedEffects = encodeListPart(effects, previous.effects.length);
+        return { mode: 'a', header, messages: addedMessages, effects: addedEffects, partsLength: stored + addedMessages.length + addedEffects.length };
+      }
+    }
+    const messages = encodeListPart(next.messages);
+    const effects = encodeListPart(next.effects);
+    return { mode: 'w', header, messages, effects, partsLength: messages.length + effects.length };
+  }
+
+  /**
+   * The snapshot of what {@link READ_SCRIPT} (or a refused commit) returned: the state in either
+   * format, `storedLength` the characters of the header and (format 2) both parts.
+   */
+  #snapshotOf(header: string, messages: string, effects: string, token: string, handledUpTo: number | undefined): Snapshot {
+    const state = decodeStored(header, messages, effects);
+    const parts = isPartsHeader(header);
+    const partsLength = parts ? messages.length + effects.length : 0;
+    if (state !== undefined && parts) this.#partsLength.set(state, partsLength);
+    const snapshot = { state, token, storedLength: header.length + partsLength };
+    return handledUpTo === undefined ? snapshot : { ...snapshot, handledUpTo };
+  }
+
+  /** Runs {@link READ_SCRIPT} for the state at `storageKey` (and, with `handled`, that handled key). */
+  #read(storageKey: string, handled: string | undefined): Promise<string[]> {
+    return this.#redis.dialogRead(
+      storageKey,
+      versionKey(storageKey),
+      upToKey(storageKey),
+      handled ?? storageKey,
+      messagesKey(storageKey),
+      effectsKey(storageKey),
+      handled === undefined ? '0' : '1',
+    );
   }
 
   /** @inheritDoc One Lua script (`SET … NX EX`, then `handledUpTo`): one round trip. */
@@ -367,19 +504,18 @@ export class RedisStore implements DialogStore {
    * queued (Redis runs one client's commands in order); on a new connection the old one's commands
    * have either run or gone. So what is read is final: our value with our version means committed,
    * anything else means not committed (the caller plans again from it). `undefined` when Redis did
-   * not answer in time.
+   * not answer in time. `version`: the one the commit wrote, `''` for a delete.
    */
-  async #settle(storageKey: string, value: string, version: string): Promise<CommitResult | undefined> {
+  async #settle(storageKey: string, version: string): Promise<CommitResult | undefined> {
     const deadline = performance.now() + SETTLE_WAIT_MS;
     while (!this.#closed && performance.now() < deadline) {
       try {
         await this.#whenSendable('EVALSHA', storageKey, 'read');
-        const [raw = '', token = ''] = (
-          await this.#run('EVALSHA', () => this.#redis.dialogRead(storageKey, versionKey(storageKey), upToKey(storageKey), storageKey, '0'))
-        ).map(String);
+        const [header = '', messages = '', effects = '', token = ''] = (await this.#run('EVALSHA', () => this.#read(storageKey, undefined))).map(String);
+        // A version is written once: finding ours means the script ran (nothing else writes it).
+        const committed = version === '' ? token === '' : token.startsWith(`${version}#`);
         // handledUpTo is not used here: the snapshot is one to plan from again, with a lookup.
-        const committed = raw === value && (value === '' ? token === '' : token.startsWith(`${version}#`));
-        return { committed, snapshot: snapshotOf(raw, undefined, token) };
+        return { committed, snapshot: this.#snapshotOf(header, messages, effects, token, undefined) };
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -389,7 +525,7 @@ export class RedisStore implements DialogStore {
 
   /**
    * @inheritDoc
-   * A stored value that {@link decodeState} rejects (corrupt, or written in another format) is
+   * A stored value that does not decode (corrupt, written in another format, or a part missing) is
    * treated as absent; the next `save` overwrites it.
    */
   async load(key: StateKey): Promise<DialogState | undefined> {
@@ -402,25 +538,33 @@ export class RedisStore implements DialogStore {
    * waits for it for at most the client's `commandTimeout` (1000 ms if unset) and then fails with
    * {@link StoreUnavailableError}. It never enters ioredis's offline queue, where a `SET` that had
    * already failed for its caller would still be sent when Redis returns, overwriting newer state.
+   * The whole state is written in format 2 (header, messages, effects, version) in one `MULTI`.
    * @throws {RangeError} when `ttlSeconds` is not a positive integer.
    */
   async save(key: StateKey, state: DialogState, ttlSeconds: number): Promise<void> {
     assertTtlSeconds(ttlSeconds);
-    const value = encodeState(state);
+    const write = this.#writeOf(undefined, state);
     const storageKey = this.#key(key);
     await this.#whenSendable('SET', storageKey, 'write');
     // A new version with it, so a commit planned from what was there before is refused.
-    await this.#run('SET', () => this.#redis.multi().set(storageKey, value, 'EX', ttlSeconds).set(versionKey(storageKey), nextVersion(), 'EX', ttlSeconds).exec());
+    const multi = this.#redis
+      .multi()
+      .set(storageKey, write.header, 'EX', ttlSeconds)
+      .set(messagesKey(storageKey), write.messages, 'EX', ttlSeconds);
+    if (write.effects === '') multi.del(effectsKey(storageKey));
+    else multi.set(effectsKey(storageKey), write.effects, 'EX', ttlSeconds);
+    await this.#run('SET', () => multi.set(versionKey(storageKey), nextVersion(), 'EX', ttlSeconds).exec());
   }
 
   /**
    * @inheritDoc
-   * Like `save`, the `DEL` is only sent on a ready connection.
+   * One `DEL` of every key of the state (header, version, messages, effects; not the memory of
+   * handled messages). Like `save`, it is only sent on a ready connection.
    */
   async delete(key: StateKey): Promise<void> {
     const storageKey = this.#key(key);
     await this.#whenSendable('DEL', storageKey, 'write');
-    await this.#run('DEL', () => this.#redis.del(storageKey, versionKey(storageKey)));
+    await this.#run('DEL', () => this.#redis.del(...stateKeys(storageKey)));
   }
 
   /**

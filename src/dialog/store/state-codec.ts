@@ -1,14 +1,33 @@
 /**
- * The stored form of a {@link DialogState}: one JSON string, wrapped in a versioned envelope.
+ * The stored forms of a {@link DialogState}.
+ *
+ * **Format 1, one value** ({@link encodeState}, {@link decodeState}): one JSON string, a versioned
+ * envelope. The in-memory store keeps states in it; the Redis store wrote it before format 2 and
+ * still reads it (and rewrites it as format 2 at the next commit).
  *
  * ```json
  * {"f":1,"dialog":"signup","version":"a1b2","messages":[{...}],"effects":[{"ok":3},{"error":"..."}],"ended":true,
  *  "recent":[{"id":"oUser…|m|7300000000000000001","reply":{"MsgType":"text","Content":"…"}}]}
  * ```
  *
- * `f` is the format version of this envelope (not the dialog's version). A value written in another
- * format, or anything that is not a well-formed state, decodes to `undefined`, so stores treat it as
- * absent instead of replaying garbage into a dialog. Every `InboundMessage` value is already a string
+ * **Format 2, a header and two append-only parts** ({@link encodeStateHeader},
+ * {@link encodeListPart}, {@link decodeStateParts}): what the Redis store writes, so that a
+ * continuing turn sends only what it adds. The header is small and rewritten on every commit; the
+ * messages and the effects are each the JSON of their items joined by `,` (a JSON array without its
+ * brackets), to which a turn appends `,<item>`:
+ *
+ * ```json
+ * {"f":2,"dialog":"signup","version":"a1b2","messages":12,"effects":2,"ended":true,"recent":[...]}
+ * {"MsgType":"text",...},{"MsgType":"text",...},...
+ * {"ok":3},{"error":"..."}
+ * ```
+ *
+ * The header's `messages` and `effects` are the counts the parts must hold: a part that does not
+ * (lost, or cut short) makes the whole state unreadable rather than a shorter history.
+ *
+ * `f` is the format version (not the dialog's version). A value written in another format, or
+ * anything that is not a well-formed state, decodes to `undefined`, so stores treat it as absent
+ * instead of replaying garbage into a dialog. Every `InboundMessage` value is already a string
  * (`MsgId` included) except `CreateTime`, so JSON keeps it exactly.
  *
  * @module
@@ -19,6 +38,9 @@ import type { DialogState, HandledReply, JsonValue, RecentReply, RecordedEffect,
 
 /** The envelope format version written by {@link encodeState}; {@link decodeState} accepts only this one. */
 export const STATE_FORMAT_VERSION = 1;
+
+/** The format version of a header written by {@link encodeStateHeader} (format 2: header and parts). */
+export const PARTS_FORMAT_VERSION = 2;
 
 /**
  * Serializes `state` as a JSON envelope `{"f":1,"dialog","version","messages","effects"[,"ended":true][,"recent"]}`.
@@ -40,23 +62,24 @@ export function encodeState(state: DialogState): string {
 /** The JSON of message lists already encoded (held as long as the list is: the engine's cache keeps it). */
 const messagesJson = new WeakMap<readonly DialogMessage[], string>();
 /** How a list made by {@link appendMessage} was made: its predecessor and the message added. */
-const appendedTo = new WeakMap<readonly DialogMessage[], { readonly previous: readonly DialogMessage[]; readonly message: DialogMessage }>();
+const appendedLinks = new WeakMap<readonly DialogMessage[], { readonly previous: readonly DialogMessage[]; readonly message: DialogMessage }>();
 
 /**
- * `[...messages, message]`, remembered as such: encoding it then reuses the JSON of `messages`
- * (encoded when the previous state was written) instead of serializing every message again, so
- * the work a turn does on the history does not grow with its length (the text written still does).
+ * `[...messages, message]`, remembered as such: {@link encodeState} then reuses the JSON of
+ * `messages` (encoded when the previous state was written) instead of serializing every message
+ * again, and {@link appendedTo} finds the message added without comparing the lists (the Redis
+ * store then writes only that message).
  */
 export function appendMessage(messages: readonly DialogMessage[], message: DialogMessage): readonly DialogMessage[] {
   const next = [...messages, message];
-  appendedTo.set(next, { previous: messages, message });
+  appendedLinks.set(next, { previous: messages, message });
   return next;
 }
 
 function encodeMessages(messages: readonly DialogMessage[]): string {
   const known = messagesJson.get(messages);
   if (known !== undefined) return known;
-  const link = appendedTo.get(messages);
+  const link = appendedLinks.get(messages);
   const json =
     link === undefined
       ? JSON.stringify(messages)
@@ -77,14 +100,107 @@ function encodeMessages(messages: readonly DialogMessage[]): string {
  * of `{ id: string, reply: null | a valid reply }` is dropped too, and the rest of the state kept.
  */
 export function decodeState(raw: string): DialogState | undefined {
-  let parsed: unknown;
+  const parsed = parseObject(raw);
+  if (parsed === undefined || parsed.f !== STATE_FORMAT_VERSION) return undefined;
+  return stateOf(parsed, parsed.messages, parsed.effects);
+}
+
+/**
+ * The header of a state in format 2 (see the module's doc):
+ * `{"f":2,"dialog","version","messages":<count>,"effects":<count>[,"ended":true][,"recent"]}`.
+ * Its size depends on the dialog's name and version and on `recent` (at most a few replies), not
+ * on how many messages or effects the state holds.
+ */
+export function encodeStateHeader(state: DialogState): string {
+  return (
+    `{"f":${PARTS_FORMAT_VERSION},"dialog":${JSON.stringify(state.dialog)},"version":${JSON.stringify(state.version)},` +
+    `"messages":${state.messages.length},"effects":${state.effects.length}` +
+    `${state.ended === true ? ',"ended":true' : ''}` +
+    `${state.recent === undefined || state.recent.length === 0 ? '' : `,"recent":${JSON.stringify(state.recent)}`}}`
+  );
+}
+
+/**
+ * A part of format 2: the JSON of each of `items` joined by `,`, `''` for none. With `after` (how
+ * many items the part already holds), the text to append to that part: the same, with a leading
+ * `,` when `after > 0`.
+ */
+export function encodeListPart(items: readonly (DialogMessage | RecordedEffect)[], after = 0): string {
+  if (items.length === 0) return '';
+  let text = after > 0 ? ',' : '';
+  for (const [i, item] of items.entries()) text += (i === 0 ? '' : ',') + JSON.stringify(item);
+  return text;
+}
+
+/**
+ * Parses a state in format 2: the header ({@link encodeStateHeader}) and the two parts
+ * ({@link encodeListPart}), as stored. Returns `undefined`, never throws, when the header is not a
+ * format-2 header, or a part does not parse or does not hold exactly as many items as the header
+ * counts, or the state is not well-formed (the rules of {@link decodeState}).
+ */
+export function decodeStateParts(header: string, messagesPart: string, effectsPart: string): DialogState | undefined {
+  const parsed = parseObject(header);
+  if (parsed === undefined || parsed.f !== PARTS_FORMAT_VERSION) return undefined;
+  const { messages: messageCount, effects: effectCount } = parsed;
+  if (!Number.isSafeInteger(messageCount) || !Number.isSafeInteger(effectCount)) return undefined;
+  const messages = parseArray(messagesPart);
+  const effects = parseArray(effectsPart);
+  if (messages?.length !== messageCount || effects?.length !== effectCount) return undefined;
+  return stateOf(parsed, messages, effects);
+}
+
+/**
+ * What a store holds for one user, in either format: `header` is a format-1 value or a format-2
+ * header, the parts are read only for the latter. `undefined` for `''`, or anything else
+ * {@link decodeState} or {@link decodeStateParts} rejects.
+ */
+export function decodeStored(header: string, messagesPart: string, effectsPart: string): DialogState | undefined {
+  if (header === '') return undefined;
+  return isPartsHeader(header) ? decodeStateParts(header, messagesPart, effectsPart) : decodeState(header);
+}
+
+/** Whether `raw` is (or starts as) a format-2 header, as {@link encodeStateHeader} writes it. */
+export function isPartsHeader(raw: string): boolean {
+  return raw.startsWith(`{"f":${PARTS_FORMAT_VERSION},`);
+}
+
+/**
+ * The items `next` adds to `previous` when it extends it (the same items, by reference, then more):
+ * `[]` when it is `previous` itself or a copy, `undefined` when it does not extend it. A list made
+ * by {@link appendMessage} is recognised without comparing the items.
+ */
+export function appendedTo<T>(previous: readonly T[], next: readonly T[]): readonly T[] | undefined {
+  if (next === previous) return [];
+  const link = appendedLinks.get(next as readonly DialogMessage[]);
+  if (link !== undefined && link.previous === (previous as readonly DialogMessage[])) return [link.message as T];
+  if (next.length < previous.length) return undefined;
+  for (let i = 0; i < previous.length; i += 1) if (next[i] !== previous[i]) return undefined;
+  return next.slice(previous.length);
+}
+
+function parseObject(raw: string): Record<string, unknown> | undefined {
   try {
-    parsed = JSON.parse(raw);
+    const parsed: unknown = JSON.parse(raw);
+    return isObject(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
-  if (!isObject(parsed) || parsed.f !== STATE_FORMAT_VERSION) return undefined;
-  const { dialog, version, messages, effects, ended, recent } = parsed;
+}
+
+/** `part` read as the items of a JSON array (`''`: none); `undefined` when it is not. */
+function parseArray(part: string): unknown[] | undefined {
+  if (part === '') return [];
+  try {
+    const parsed: unknown = JSON.parse(`[${part}]`);
+    return Array.isArray(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The state of a parsed envelope or header, with its messages and effects; `undefined` when malformed. */
+function stateOf(parsed: Record<string, unknown>, messages: unknown, effects: unknown): DialogState | undefined {
+  const { dialog, version, ended, recent } = parsed;
   if (ended !== undefined && ended !== true) return undefined;
   if (typeof dialog !== 'string' || typeof version !== 'string') return undefined;
   if (!Array.isArray(messages) || messages.length === 0 || !messages.every(isMessage)) return undefined;

@@ -115,7 +115,10 @@ export interface Snapshot {
    * grow with the dialog). `''` when nothing is stored. Opaque: only pass it back to `commit`.
    */
   readonly token: string;
-  /** The length of the stored value, in characters (for memory estimates). @default `token.length` */
+  /**
+   * The length of what is stored for the state, in characters (for memory estimates): the value,
+   * or on Redis the header and both parts together. @default `token.length`
+   */
   readonly storedLength?: number;
   /**
    * The newest `CreateTime` (Unix **seconds**) among this user's remembered messages, `0` when there
@@ -130,7 +133,8 @@ export interface Snapshot {
 
 /**
  * Where dialog states live. Every method either completes or throws {@link StoreUnavailableError};
- * a failed call leaves the stored state as it was (a state is written whole or not at all).
+ * a failed call leaves the stored state as it was (a state, in however many keys, is written
+ * together or not at all).
  */
 export interface DialogStore {
   /**
