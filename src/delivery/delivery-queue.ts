@@ -80,18 +80,30 @@ export interface DeliveryQueue {
   /**
    * Queues `delivery` to be sent as soon as possible, with retries for transient WeChat errors.
    * With `delivery.push`, records the push as `queued` (unless a status for it exists already).
+   * A finished delivery's id is remembered for 24 hours (`keepFinishedSeconds`): enqueuing it
+   * again meanwhile sends nothing.
    * @returns `created: false` when a delivery with this id was queued before (nothing new is sent).
+   * @throws {RangeError} when `delivery.id` is not 1 to 200 characters of `[A-Za-z0-9_.:-]`; the
+   *   backend's error when Redis fails (nothing was queued, or it was: enqueue again, it is sent once).
    */
   enqueue(delivery: Delivery): Promise<{ readonly created: boolean }>;
   /**
    * Makes `delivery` durable *before* the commit that makes it due. It is sent when
    * {@link release}d, or after a grace period (the process died between commit and release) if
    * `guard` holds then; it is dropped, unsent, when {@link discard}ed or when the guard never holds.
+   * Before every send the queue reads the guard: the store remembers the message with this
+   * delivery's id → send; with another delivery or none → drop at once; not yet → look again
+   * (every `guardPollMs`) for up to `guardWaitMs` after the grace period, then drop.
+   * @throws {RangeError} for an invalid id (as {@link enqueue}); the backend's error when Redis
+   *   fails: the caller must not commit.
    */
   prepare(delivery: Delivery, guard: DeliveryGuard): Promise<void>;
   /** The commit landed: send the prepared delivery `id` now (and record its push as `queued`). */
   release(id: string): Promise<void>;
-  /** The commit did not land: never send the prepared delivery `id`. */
+  /**
+   * The commit did not land: never send the prepared delivery `id`. One being attempted at this
+   * very moment is left to its guard, which cannot hold since no commit named it.
+   */
   discard(id: string): Promise<void>;
   /** The status of push `pushId`, or `undefined` when unknown or older than 24 hours. */
   pushStatus(pushId: string): Promise<PushStatus | undefined>;
