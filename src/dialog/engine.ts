@@ -325,7 +325,7 @@ export class DialogEngine {
         if (active !== undefined && start.ifActive === 'refuse') return { outcome: 'active', dialog: active.name };
         const plan = await this.start(start.dialog as unknown as Dialog, message, stored !== undefined, log, stats);
         const { reply } = plan.result;
-        const delivery = reply === undefined ? undefined : await outbox.prepare(key, identity, reply, start.push);
+        const delivery = reply === undefined ? undefined : await prepareIn(outbox, key, identity, reply, start.push);
         const handled = this.handledOf(message, identity, null, delivery);
         // A state kept for its memory of recent replies keeps it (WeChat retries of earlier messages).
         const next = 'next' in plan ? withRecent(plan.next, stored) : undefined;
@@ -432,7 +432,7 @@ export class DialogEngine {
   /** A late turn's reply, made durable in the outbox before its commit; `undefined` without an outbox or a reply. */
   private async prepareLate(key: StateKey, identity: string, result: TurnResult): Promise<string | undefined> {
     if (this.outbox === undefined || result.reply === undefined) return undefined;
-    return this.outbox.prepare(key, identity, result.reply);
+    return prepareIn(this.outbox, key, identity, result.reply);
   }
 
   /**
@@ -626,6 +626,19 @@ function deliveredLate(next: DialogState | undefined): DialogState | undefined {
   const recent = next?.recent;
   if (next === undefined || recent === undefined || recent.length === 0) return next;
   return { ...next, recent: [...recent.slice(0, -1), { id: recent[recent.length - 1]!.id, reply: null }] };
+}
+
+/**
+ * `outbox.prepare(...)`, its failure reported as the store's: the outbox lives beside the state
+ * (the same Redis), and a turn that cannot make its reply durable must not commit.
+ * @throws {StoreUnavailableError} when the outbox fails.
+ */
+async function prepareIn(outbox: Outbox, key: StateKey, identity: string, reply: Reply, push?: OutboxPush): Promise<string> {
+  try {
+    return await outbox.prepare(key, identity, reply, push);
+  } catch (err) {
+    throw new StoreUnavailableError('the outbox (delivery queue) could not take the reply', { cause: err });
+  }
 }
 
 /** `next` with the `recent` replies of the state it replaces (retries of earlier messages still get theirs). */

@@ -114,6 +114,14 @@ describe.each(storeFactories())('push dialogs and the outbox on $name', (factory
     expect(await processB.startPushed(start)).toEqual({ outcome: 'repeated' });
   });
 
+  it('an outbox that fails is a store failure: nothing committed, nothing sent, the push can be tried again', async () => {
+    const broken: Outbox = { prepare: () => Promise.reject(new Error('queue down')), release: async () => {}, discard: async () => {} };
+    const engine = new DialogEngine({ router, store: s.store, outbox: broken });
+    expect(await engine.startPushed(push('p_6'))).toEqual({ outcome: 'failed', reason: 'store' });
+    expect(await s.store.load(key)).toBeUndefined();
+    expect(await processA.startPushed(push('p_6'))).toMatchObject({ outcome: 'started' });
+  });
+
   it('a late turn hands its reply to the outbox before the commit; a retry of it gets success, not a second copy', async () => {
     const asked = textFrom(openid, 'slow', 1_700_000_000);
     const late = await processA.handle(asked, { lateAfter: Date.now() - 1 });
