@@ -118,12 +118,12 @@ const CONNECTING: ReadonlySet<string> = new Set(['connecting', 'connect', 'recon
  * (evicted) on its own. `STRLEN` is O(1): so is the token, however long the dialog.
  */
 const TOKEN_LUA = `
+local function tokenOf(version, header, messages, effects)
+  if version == '' and header == 0 then return '' end
+  return version .. '#' .. string.format('%d', header) .. '#' .. string.format('%d', messages) .. '#' .. string.format('%d', effects)
+end
 local function token(stateKey, versionKey, messagesKey, effectsKey)
-  local version = redis.call('GET', versionKey) or ''
-  local length = redis.call('STRLEN', stateKey)
-  if version == '' and length == 0 then return '' end
-  return version .. '#' .. string.format('%d', length) .. '#' .. string.format('%d', redis.call('STRLEN', messagesKey))
-    .. '#' .. string.format('%d', redis.call('STRLEN', effectsKey))
+  return tokenOf(redis.call('GET', versionKey) or '', redis.call('STRLEN', stateKey), redis.call('STRLEN', messagesKey), redis.call('STRLEN', effectsKey))
 end
 `;
 
@@ -142,33 +142,40 @@ end
  * values, and an append writes only what the turn added (APPEND is amortized O(1)), so a
  * continuing turn's bytes and Redis's work do not grow with the dialog. Returns `{'h', got}` when
  * the message is remembered already (nothing written), `{'c', header, messages, effects, token,
- * upTo}` when the state had changed (nothing written), else `{'ok', upTo, token}`. Every key
- * written gets its expiry in the same script.
+ * upTo}` when the state had changed (nothing written), else `{'ok', upTo, token}` (the new token,
+ * from what was written: `APPEND` returns the new length). Every key written gets its expiry in
+ * the same script.
  */
 const COMMIT_SCRIPT = `${TOKEN_LUA}
 if ARGV[7] ~= '' then
   local got = redis.call('GET', KEYS[2])
   if got then return {'h', got} end
 end
-local current = token(KEYS[1], KEYS[4], KEYS[5], KEYS[6])
+local messages = redis.call('STRLEN', KEYS[5])
+local effects = redis.call('STRLEN', KEYS[6])
+local current = tokenOf(redis.call('GET', KEYS[4]) or '', redis.call('STRLEN', KEYS[1]), messages, effects)
 if current ~= ARGV[1] then
   return {'c', redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or '', current, redis.call('GET', KEYS[3]) or '0'}
 end
 local ttl = tonumber(ARGV[6])
+local written = ''
 if ARGV[3] == '' then
   redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6])
 else
   if ARGV[2] == 'a' then
-    if ARGV[4] ~= '' then redis.call('APPEND', KEYS[5], ARGV[4]) end
-    if ARGV[5] ~= '' then redis.call('APPEND', KEYS[6], ARGV[5]) end
+    if ARGV[4] ~= '' then messages = redis.call('APPEND', KEYS[5], ARGV[4]) end
     redis.call('EXPIRE', KEYS[5], ttl)
-    redis.call('EXPIRE', KEYS[6], ttl)
+    if ARGV[5] ~= '' then effects = redis.call('APPEND', KEYS[6], ARGV[5]) end
+    if effects > 0 then redis.call('EXPIRE', KEYS[6], ttl) end
   else
     redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl)
+    messages = string.len(ARGV[4])
     if ARGV[5] == '' then redis.call('DEL', KEYS[6]) else redis.call('SET', KEYS[6], ARGV[5], 'EX', ttl) end
+    effects = string.len(ARGV[5])
   end
   redis.call('SET', KEYS[1], ARGV[3], 'EX', ttl)
   redis.call('SET', KEYS[4], ARGV[10], 'EX', ttl)
+  written = tokenOf(ARGV[10], string.len(ARGV[3]), messages, effects)
 end
 local upTo = tonumber(redis.call('GET', KEYS[3]) or '0')
 if ARGV[7] ~= '' then
@@ -176,7 +183,7 @@ if ARGV[7] ~= '' then
   if tonumber(ARGV[9]) > upTo then upTo = tonumber(ARGV[9]) end
   redis.call('SET', KEYS[3], upTo, 'EX', tonumber(ARGV[8]))
 end
-return {'ok', tostring(upTo), token(KEYS[1], KEYS[4], KEYS[5], KEYS[6])}
+return {'ok', tostring(upTo), written}
 `;
 
 /**
