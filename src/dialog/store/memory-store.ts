@@ -1,9 +1,10 @@
 /**
  * An in-process {@link DialogStore}: for development, a single process, and tests.
  *
- * States are kept as encoded strings (the same JSON as in Redis), so what a caller does with a state
- * object after `save()` or after `load()` never changes what is stored, and a value that would not
- * survive Redis does not survive here either.
+ * States are kept as encoded strings (format 1 of the state codec: the whole state as one JSON
+ * string; Redis keeps format 2, the same texts as a header and two parts), so what a caller does
+ * with a state object after `save()` or after `load()` never changes what is stored, and a value
+ * that would not survive Redis does not survive here either.
  *
  * Bounded: at most `maxEntries` entries (default {@link DEFAULT_MAX_ENTRIES}): states, and the
  * records of handled messages (one per message, for their replay window, plus one per user). When
