@@ -86,9 +86,13 @@ export interface Config {
    * Late replies through the customer-service API (客服消息), from `WECHAT_APPSECRET` (needs
    * `WECHAT_APPID`): `undefined` means a slow turn is simply waited for. `deadlineMs`
    * (`REPLY_DEADLINE_MS`, **milliseconds**) is when a running turn is answered `success`;
-   * `apiBase` (`WECHAT_API_BASE`) is where WeChat's API lives.
+   * `apiBase` (`WECHAT_API_BASE`) is where WeChat's API lives. `deliveryGraceMs`
+   * (`DELIVERY_GRACE_MS`, **milliseconds**, default 10 000) is how long a reply made durable
+   * before its commit waits for its own process before another process sends it.
    */
-  readonly lateReplies: { readonly appId: string; readonly appSecret: string; readonly deadlineMs: number; readonly apiBase: string } | undefined;
+  readonly lateReplies:
+    | { readonly appId: string; readonly appSecret: string; readonly deadlineMs: number; readonly apiBase: string; readonly deliveryGraceMs: number }
+    | undefined;
   /**
    * `WECHAT_ACCOUNT`: the Official Account's original id (原始ID, `gh_…`, the `ToUserName` of its
    * users' messages), needed by pushes that start a dialog. @default undefined
@@ -222,6 +226,7 @@ const schema = z.object({
     z.string().regex(/^[A-Za-z0-9]{16,64}$/, "must be the account's AppSecret (开发者密码), letters and digits").optional(),
   ),
   REPLY_DEADLINE_MS: z.preprocess(emptyAsUndefined, integer(100, 4_900).default(4_500)),
+  DELIVERY_GRACE_MS: z.preprocess(emptyAsUndefined, integer(100, 600_000).default(10_000)),
   WECHAT_API_BASE: z.preprocess(
     emptyAsUndefined,
     z
@@ -386,7 +391,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     lateReplies:
       e.WECHAT_APPID === undefined || e.WECHAT_APPSECRET === undefined
         ? undefined
-        : { appId: e.WECHAT_APPID, appSecret: e.WECHAT_APPSECRET, deadlineMs: e.REPLY_DEADLINE_MS, apiBase: e.WECHAT_API_BASE },
+        : {
+            appId: e.WECHAT_APPID,
+            appSecret: e.WECHAT_APPSECRET,
+            deadlineMs: e.REPLY_DEADLINE_MS,
+            apiBase: e.WECHAT_API_BASE,
+            deliveryGraceMs: e.DELIVERY_GRACE_MS,
+          },
     dialogMaxMessages: e.DIALOG_MAX_MESSAGES,
     requestMaxAgeSeconds: e.REQUEST_MAX_AGE_SECONDS,
     effectTimeoutMs: e.EFFECT_TIMEOUT_MS,

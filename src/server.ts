@@ -215,8 +215,24 @@ export async function startServer(config: Config, logger: Logger, options: Start
           appSecret: config.lateReplies.appSecret,
           replyDeadlineMs: config.lateReplies.deadlineMs,
           apiBase: config.lateReplies.apiBase,
+          delivery: { graceMs: config.lateReplies.deliveryGraceMs },
         }),
   });
+  const pushApi =
+    config.push === undefined
+      ? undefined
+      : middleware.pushApi({
+          keys: config.push.keys,
+          path: config.push.path,
+          ratePerMinute: config.push.ratePerMinute,
+          ...(config.account === undefined ? {} : { account: config.account }),
+        });
+  if (config.push !== undefined) {
+    logger.info(
+      { path: config.push.path, services: config.push.keys.map((k) => k.service), ratePerMinute: config.push.ratePerMinute, dialogs: config.account !== undefined },
+      'push API on: other services send messages and start dialogs through it',
+    );
+  }
   if (config.security !== undefined) {
     logger.info(
       { appId: config.security.appId, required: config.security.required, previousKey: config.security.previousEncodingAESKey !== undefined },
@@ -237,7 +253,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     inFlight.add(res);
     res.once('close', () => inFlight.delete(res));
   });
-  server.on('request', standaloneApp(config.path, middleware, logger, routes));
+  server.on('request', standaloneApp(config.path, middleware, logger, routes, pushApi === undefined ? [] : [pushApi]));
   try {
     await listen(server, config.port, config.host);
   } catch (err) {

@@ -111,10 +111,12 @@ describe('security mode variables', () => {
       appSecret: '0123456789abcdef0123456789abcdef',
       deadlineMs: 4500,
       apiBase: 'https://api.weixin.qq.com',
+      deliveryGraceMs: 10_000,
     });
     expect(loadConfig(env).security).toBeUndefined(); // an AppID for late replies only: plaintext mode
-    const custom = loadConfig({ ...env, REPLY_DEADLINE_MS: '3000', WECHAT_API_BASE: 'http://127.0.0.1:9000' }).lateReplies;
-    expect(custom).toMatchObject({ deadlineMs: 3000, apiBase: 'http://127.0.0.1:9000' });
+    const custom = loadConfig({ ...env, REPLY_DEADLINE_MS: '3000', WECHAT_API_BASE: 'http://127.0.0.1:9000', DELIVERY_GRACE_MS: '2000' }).lateReplies;
+    expect(custom).toMatchObject({ deadlineMs: 3000, apiBase: 'http://127.0.0.1:9000', deliveryGraceMs: 2000 });
+    expect(() => loadConfig({ ...env, DELIVERY_GRACE_MS: '50' })).toThrow(/DELIVERY_GRACE_MS/);
   });
 
   it('takes WECHAT_ENCODING_AES_KEY_PREVIOUS beside the current key', () => {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { EngineLogger } from '../dialog/engine.js';
 import { expressHandler } from './express-adapter.js';
@@ -33,9 +34,16 @@ export interface OperationalRoute {
  * `endpoint` (the WeChat middleware) mounted at `path` on a bare app, with a 404 for every other
  * path and an error handler that logs and answers `500 internal error`. `routes` (health,
  * readiness, ...) are mounted with `app.get(route.path, route.handler)` after the WeChat endpoint
- * (so pushes skip their matching) and before the 404, in the order given.
+ * (so pushes skip their matching) and before the 404, in the order given; then `apis` (handlers
+ * that match their own paths, such as the push API) with `app.use`.
  */
-export function standaloneApp(path: string, endpoint: RequestHandler, logger: EngineLogger, routes: readonly OperationalRoute[] = []): express.Express {
+export function standaloneApp(
+  path: string,
+  endpoint: RequestHandler,
+  logger: EngineLogger,
+  routes: readonly OperationalRoute[] = [],
+  apis: readonly ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void)[] = [],
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -43,6 +51,7 @@ export function standaloneApp(path: string, endpoint: RequestHandler, logger: En
   // differ from it; the endpoint passes anything under it but itself on, so they stay reachable).
   app.use(path, endpoint);
   for (const route of routes) app.get(route.path, route.handler);
+  for (const api of apis) app.use(api);
   app.use((_req, res) => {
     res.status(404).type('text/plain; charset=utf-8').send('not found');
   });

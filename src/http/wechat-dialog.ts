@@ -19,7 +19,13 @@ import { MemoryStore } from '../dialog/store/memory-store.js';
 import { RedisStore } from '../dialog/store/redis-store.js';
 import type { DialogStore } from '../dialog/store/store.js';
 import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken, type AccessTokenCache } from '../delivery/access-token.js';
-import { CustomerServiceSender } from '../delivery/late-replies.js';
+import { BullmqDeliveryQueue } from '../delivery/bullmq-queue.js';
+import type { DeliveryQueue } from '../delivery/delivery-queue.js';
+import { InProcessDeliveryQueue } from '../delivery/in-process-queue.js';
+import { newReplyDeliveryId, outboxOf } from '../delivery/outbox.js';
+import { WeChatMessageSender } from '../delivery/sender.js';
+import { Cluster, Redis } from 'ioredis';
+import { createPushApi, type PushApiHandler, type PushApiOptions } from './push-api.js';
 import { APP_ID_FORMAT, parseEncodingAESKey } from '../wechat/crypto.js';
 import { TOKEN_FORMAT } from '../wechat/signature.js';
 import { fetchStableAccessToken, WECHAT_API_BASE } from '../wechat/customer-service.js';
@@ -104,6 +110,22 @@ export interface WechatDialogOptions {
    * @default in Redis beside the state when `store` is a `RedisStore` (`<keyPrefix>access_token:<appId>`), else in this process
    */
   readonly accessTokenCache?: AccessTokenCache;
+  /**
+   * Where messages the server sends on its own go (late replies, pushes, the first reply of a
+   * dialog a push started): sent by whichever process is alive, retried on transient WeChat
+   * errors, never twice. `close()` of the middleware closes it.
+   * @default with `appSecret`: a `BullmqDeliveryQueue` on the store's Redis when `store` is a
+   *   `RedisStore` (durable), else an `InProcessDeliveryQueue` (lost with the process; logged)
+   */
+  readonly deliveryQueue?: DeliveryQueue;
+  /**
+   * With the default queue, its timing: `graceMs`, how long a reply made durable before its commit
+   * waits for its own process before another process checks the commit and sends it (the first
+   * died in between), **milliseconds**, default 10 000; `attempts`, sends in all for transient
+   * WeChat errors (-1 busy, 45009/45011 quotas, no answer), default 8; `backoffMs`, the first
+   * retry's delay, doubling after each, **milliseconds**, default 1 000.
+   */
+  readonly delivery?: { readonly graceMs?: number; readonly attempts?: number; readonly backoffMs?: number };
 }
 
 /**
@@ -114,6 +136,16 @@ export interface WechatDialogMiddleware {
   (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
   /** The engine behind it (for tests and tools). */
   readonly engine: DialogEngine;
+  /** The delivery queue (late replies, pushes), when there is one (`appSecret` or `deliveryQueue`). */
+  readonly deliveryQueue: DeliveryQueue | undefined;
+  /**
+   * The push API (`POST /push`, `GET /push/<id>`) on this middleware's engine and delivery queue:
+   * mount it beside the middleware (`app.use(wx.pushApi({ keys: parseApiKeys(process.env.PUSH_API_KEYS) }))`).
+   * The Redis rate limit uses the store's client when the store is a `RedisStore`. See docs/push.md.
+   * @throws {WechatDialogOptionsError} (`appSecret`) when there is no delivery queue to send pushes with.
+   * @throws {PushApiOptionsError} for invalid push API options.
+   */
+  pushApi(options: Omit<PushApiOptions, 'queue' | 'engine' | 'router'>): PushApiHandler;
   /**
    * Waits for late turns still running (their commit and customer-service send), then closes the
    * store. Call it on shutdown, after the HTTP server stopped accepting requests.
@@ -206,6 +238,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
   const store = options.store ?? new MemoryStore({ logger });
   const apology = options.apology === undefined ? undefined : typeof options.apology === 'string' ? text(options.apology) : options.apology;
   const maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
+  const delivery = createDelivery(options, store, logger);
   const engine = new DialogEngine({
     router: options.router,
     store,
@@ -218,9 +251,10 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
     ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
     ...(options.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
     ...(apology === undefined ? {} : { apology }),
+    ...(delivery === undefined ? {} : { outbox: outboxOf(delivery) }),
   });
   const pending = new PendingWork();
-  const lateReplies = createLateReplies(options, store, pending, logger);
+  const lateReplies = delivery === undefined ? undefined : createLateReplies(options, delivery, pending, logger);
   const { appId, encodingAESKey } = options;
   const handle = createWeChatHandler({
     token: options.token,
@@ -246,16 +280,36 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
   };
   return Object.assign(middleware, {
     engine,
+    deliveryQueue: delivery,
+    pushApi(pushOptions: Omit<PushApiOptions, 'queue' | 'engine' | 'router'>): PushApiHandler {
+      if (delivery === undefined) {
+        throw new WechatDialogOptionsError('appSecret', 'wechatDialog: pushApi needs appId and appSecret (or deliveryQueue): pushes are sent as customer-service or template messages');
+      }
+      return createPushApi({
+        ...(store instanceof RedisStore ? { redis: store.client } : {}),
+        logger,
+        ...pushOptions,
+        queue: delivery,
+        engine,
+        router: options.router,
+      });
+    },
     close: async () => {
-      // Late turns outlive their requests: let them commit and send before the store closes.
+      // Late turns outlive their requests: let them commit and hand their reply over before the queue and store close.
       await pending.settled();
+      await delivery?.close();
       await store.close();
     },
   });
 }
 
-/** Late replies as customer-service messages, with the access_token shared through Redis when the store is Redis. */
-function createLateReplies(options: WechatDialogOptions, store: DialogStore, pending: PendingWork, logger: EngineLogger): LateReplyOptions | undefined {
+/**
+ * The delivery queue: the one given, or with `appSecret` one made here (BullMQ on the store's Redis,
+ * else in this process), sending with the stable access_token shared through Redis when the store
+ * is Redis. `undefined` without either.
+ */
+function createDelivery(options: WechatDialogOptions, store: DialogStore, logger: EngineLogger): DeliveryQueue | undefined {
+  if (options.deliveryQueue !== undefined) return options.deliveryQueue;
   const { appId, appSecret } = options;
   if (appId === undefined || appSecret === undefined) return undefined;
   const api = { baseUrl: options.apiBase ?? WECHAT_API_BASE };
@@ -272,12 +326,43 @@ function createLateReplies(options: WechatDialogOptions, store: DialogStore, pen
       throw err;
     }
   };
-  const token = new SharedAccessToken({ cache, fetchToken });
-  const sender = new CustomerServiceSender({ token, api });
+  const sender = new WeChatMessageSender({ token: new SharedAccessToken({ cache, fetchToken }), api });
+  const common = {
+    sender,
+    store,
+    logger,
+    ...options.delivery,
+    ...(options.metrics === undefined ? {} : { observer: options.metrics.delivery }),
+  };
+  if (!(store instanceof RedisStore)) return new InProcessDeliveryQueue(common);
+  return new BullmqDeliveryQueue({ ...common, connection: blockingConnection(store.client), keyPrefix: store.keyPrefix, ...bullPrefix(store) });
+}
+
+/**
+ * A connection for BullMQ like the store's (same server, database, credentials, TLS) but one that
+ * may block: the store's client fails fast, as a webhook needs, and BullMQ's worker waits on Redis.
+ */
+function blockingConnection(client: RedisStore['client']): Redis | Cluster {
+  const overrides = { maxRetriesPerRequest: null, commandTimeout: undefined, keyPrefix: undefined };
+  if (client instanceof Cluster) return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, ...overrides } });
+  return client.duplicate(overrides);
+}
+
+/** On a Redis Cluster, BullMQ's keys need one hash tag: `{<keyPrefix>bull}`. */
+function bullPrefix(store: RedisStore): { readonly prefix?: string } {
+  return store.client instanceof Cluster ? { prefix: `{${store.keyPrefix}bull}` } : {};
+}
+
+/** Late replies through the delivery queue: a turn's reply is prepared before its commit (the engine's outbox); anything else is enqueued. */
+function createLateReplies(options: WechatDialogOptions, queue: DeliveryQueue, pending: PendingWork, logger: EngineLogger): LateReplyOptions {
   const deadlineMs = options.replyDeadlineMs ?? 4_500;
-  logger.info(
-    { deadlineMs, apiBase: api.baseUrl },
-    'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message',
-  );
-  return { deadlineMs, send: (openid, reply) => sender.send(openid, reply), track: (work) => pending.track(work) };
+  logger.info({ deadlineMs }, 'late replies: a turn still running at the deadline is answered success and its reply sent as a customer-service message');
+  return {
+    deadlineMs,
+    send: async (openid, reply) => {
+      await queue.enqueue({ id: newReplyDeliveryId(), openid, message: { kind: 'reply', reply } });
+      return 'queued';
+    },
+    track: (work) => pending.track(work),
+  };
 }

@@ -77,7 +77,11 @@ export class BodyReadError extends Error {
 export interface LateReplyOptions {
   /** **Milliseconds** after the push arrived at which a running turn is answered `success`. */
   readonly deadlineMs: number;
-  /** Sends a late reply (a customer-service message, 客服消息); its errors are logged. */
+  /**
+   * Sends a late reply (a customer-service message, 客服消息), or hands it to a queue that will
+   * (`'queued'`); its errors are logged. Not called for a turn whose reply the engine handed to its
+   * outbox already (`TurnResult.delivery`).
+   */
   send(openid: string, reply: Reply): Promise<unknown>;
   /** Gets each late turn's whole work (turn and send; it never rejects), so a shutdown can wait for it. */
   track?(work: Promise<void>): void;
@@ -116,8 +120,11 @@ export type RefusalReason =
 export interface HttpObserver {
   /** A request was refused (4xx). */
   refused?(reason: RefusalReason): void;
-  /** A late reply's customer-service message was sent, could not be, or the reply cannot be one. */
-  lateReply?(result: 'sent' | 'failed' | 'not-sendable'): void;
+  /**
+   * A late reply was handed to the delivery queue (`queued`), or its customer-service message was
+   * sent, could not be, or the reply cannot be one.
+   */
+  lateReply?(result: 'queued' | 'sent' | 'failed' | 'not-sendable'): void;
 }
 
 /** Options of {@link createWeChatHandler}. */
@@ -367,7 +374,7 @@ function replyNonce(queryNonce: string | undefined): string {
 
 /** Waits for a turn that missed the deadline and sends its reply with `late.send`; logs, never rejects. */
 async function deliverLate(
-  turn: Promise<{ readonly reply: Reply | undefined }>,
+  turn: Promise<{ readonly reply: Reply | undefined; readonly delivery?: string }>,
   openid: string,
   late: LateReplyOptions,
   logger: EngineLogger,
@@ -375,11 +382,17 @@ async function deliverLate(
 ): Promise<void> {
   logger.info({ deadlineMs: late.deadlineMs }, 'turn still running at the deadline: answered success, the reply follows as a customer-service message');
   try {
-    const { reply } = await turn;
+    const { reply, delivery } = await turn;
+    if (delivery !== undefined) {
+      // Made durable before the turn's commit: the delivery queue sends it, from any process.
+      notify(observer?.lateReply, 'queued');
+      logger.info({ delivery }, 'late reply queued as a customer-service message');
+      return;
+    }
     if (reply === undefined) return;
     const outcome = await late.send(openid, reply);
-    notify(observer?.lateReply, outcome === 'not-sendable' ? 'not-sendable' : 'sent');
-    logger.info({ outcome }, 'late reply delivered as a customer-service message');
+    notify(observer?.lateReply, outcome === 'not-sendable' ? 'not-sendable' : outcome === 'queued' ? 'queued' : 'sent');
+    logger.info({ outcome }, outcome === 'queued' ? 'late reply queued as a customer-service message' : 'late reply delivered as a customer-service message');
   } catch (err) {
     notify(observer?.lateReply, 'failed');
     logger.warn({ err }, 'a late reply could not be sent as a customer-service message');

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { DeliveryEvent } from '../delivery/delivery-runner.js';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { EngineObserver } from '../dialog/observer.js';
 import type { HttpObserver } from '../http/wechat-handler.js';
@@ -25,6 +26,8 @@ export interface Metrics {
   readonly http: HttpObserver;
   /** Counts one access_token fetch from WeChat's API. */
   accessTokenFetched(result: 'ok' | 'failed'): void;
+  /** Give to the delivery queue (`wechatDialog` does): each delivery sent, failed, retried or dropped. */
+  delivery(event: DeliveryEvent): void;
 }
 
 /** Options of {@link createMetrics}. */
@@ -84,8 +87,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   const lateReplies = new Counter({
     name: 'wechat_dialog_late_replies_total',
-    help: 'Replies of turns that missed the deadline, sent as customer-service messages, by result: sent, failed, not-sendable.',
+    help: 'Replies of turns that missed the deadline, by result: queued (handed to the delivery queue, see wechat_dialog_deliveries_total), sent, failed, not-sendable.',
     labelNames: ['result'] as const,
+    registers,
+  });
+  const deliveries = new Counter({
+    name: 'wechat_dialog_deliveries_total',
+    help: 'Messages the server sent on its own (late replies, pushes) through the delivery queue, by kind (reply, template) and outcome: sent, failed (given up), retried (a transient error), dropped (its turn never committed).',
+    labelNames: ['kind', 'outcome'] as const,
     registers,
   });
   const tokenFetches = new Counter({
@@ -115,6 +124,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       lateReply(result) {
         lateReplies.inc({ result });
       },
+    },
+    delivery(event) {
+      deliveries.inc({ kind: event.kind, outcome: event.outcome });
     },
     accessTokenFetched(result) {
       tokenFetches.inc({ result });

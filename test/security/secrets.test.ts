@@ -23,7 +23,9 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken, type AccessTokenCache } from '../../src/delivery/access-token.js';
+import { InProcessDeliveryQueue } from '../../src/delivery/in-process-queue.js';
 import { CustomerServiceSender } from '../../src/delivery/late-replies.js';
+import { WeChatMessageSender } from '../../src/delivery/sender.js';
 import { defineDialog, record } from '../../src/dialog/dialog.js';
 import { createRouter } from '../../src/dialog/router.js';
 import { createRedisClient } from '../../src/dialog/store/redis-client.js';
@@ -107,7 +109,7 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): 
   }
 }
 
-const LATE_OUTCOME = /late reply (delivered|could not be sent)/;
+const LATE_OUTCOME = /delivery sent|delivery failed/;
 /** The log lines that say what became of late replies. */
 const lateOutcomes = (lines: readonly string[]): string[] => lines.filter((line) => LATE_OUTCOME.test(line));
 
@@ -202,7 +204,37 @@ interface LateRig {
   close(): Promise<void>;
 }
 
-async function lateRig(options: { logger: Logger; api: FakeApi; store?: DialogStore; accessTokenCache?: AccessTokenCache }): Promise<LateRig> {
+/**
+ * The middleware with late replies on, answering at 100 ms. `attempts`: sends in all for a transient
+ * failure (the delivery queue's retries), 1 by default so that one failure is the outcome.
+ */
+async function lateRig(options: {
+  logger: Logger;
+  api: FakeApi;
+  store?: DialogStore;
+  accessTokenCache?: AccessTokenCache;
+  attempts?: number;
+  /** Keep deliveries in the process even on a RedisStore (the token cache still on its Redis). */
+  inProcessQueue?: boolean;
+}): Promise<LateRig> {
+  const { store } = options;
+  const deliveryQueue =
+    options.inProcessQueue === true && store instanceof RedisStore
+      ? new InProcessDeliveryQueue({
+          store,
+          logger: options.logger,
+          attempts: options.attempts ?? 1,
+          backoffMs: 10,
+          warnOnStart: false,
+          sender: new WeChatMessageSender({
+            api: { baseUrl: options.api.url },
+            token: new SharedAccessToken({
+              cache: new RedisAccessTokenCache(store.client, { keyPrefix: store.keyPrefix, appId: APP_ID }),
+              fetchToken: () => fetchStableAccessToken(APP_ID, APP_SECRET, { baseUrl: options.api.url }),
+            }),
+          }),
+        })
+      : undefined;
   const middleware: WechatDialogMiddleware = wechatDialog({
     token: WX_TOKEN,
     router,
@@ -213,8 +245,10 @@ async function lateRig(options: { logger: Logger; api: FakeApi; store?: DialogSt
     previousEncodingAESKey: PREVIOUS_AES_KEY,
     apiBase: options.api.url,
     replyDeadlineMs: 100,
+    delivery: { attempts: options.attempts ?? 1, backoffMs: 10 },
     ...(options.store === undefined ? {} : { store: options.store }),
     ...(options.accessTokenCache === undefined ? {} : { accessTokenCache: options.accessTokenCache }),
+    ...(deliveryQueue === undefined ? {} : { deliveryQueue }),
   });
   const app = express();
   app.use('/wechat', middleware);
@@ -327,7 +361,7 @@ describe.each(LOGGERS)('Redis refusing the access_token cache, logged by $name',
       const issuedBefore = api.issued.length;
       const outcome = await pushAndWait(rig, lines);
       expect(api.issued.length).toBe(issuedBefore + 1); // the token was fetched, then refused by Redis
-      expect(outcome).toMatch(/could not be sent/);
+      expect(outcome).toMatch(/delivery failed/);
       expect(outcome).toMatch(/OOM command not allowed/);
       expectNoSecrets(lines, secretsOf(api));
     } finally {
@@ -340,10 +374,10 @@ describe.each(LOGGERS)('Redis refusing the access_token cache, logged by $name',
     const cache = new RedisAccessTokenCache(refusingRedis(mockRedis(), { deleteIf: true }), { keyPrefix: uniqueKeyPrefix(), appId: APP_ID });
     const rig = await lateRig({ logger, api, accessTokenCache: cache });
     try {
-      expect(await pushAndWait(rig, lines)).toMatch(/delivered/); // the token is now cached
+      expect(await pushAndWait(rig, lines)).toMatch(/delivery sent/); // the token is now cached
       api.sendAnswers.push({ errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest rid: 6777f5a0-1' });
       const outcome = await pushAndWait(rig, lines);
-      expect(outcome).toMatch(/could not be sent/);
+      expect(outcome).toMatch(/delivery failed/);
       expect(outcome).toMatch(/READONLY/);
       expectNoSecrets(lines, secretsOf(api));
     } finally {
@@ -396,22 +430,23 @@ describe.runIf(ownRedisSuitesRun('secrets in logs (own redis-server)'))('a real 
   it.each(LOGGERS)('OOM on the token SET, then READONLY on its compare-and-delete; logged by $name', async (loggerKind) => {
     const { logger, lines } = loggerKind.create();
     const store = new RedisStore({ redis: createRedisClient(url()), keyPrefix: uniqueKeyPrefix() });
-    const rig = await lateRig({ logger, api, store });
+    // The deliveries stay in the process: this Redis refuses every write on purpose, the queue's too.
+    const rig = await lateRig({ logger, api, store, inProcessQueue: true });
     try {
       // Redis runs out of memory between the lock and the SET of the token just fetched.
       api.beforeToken = async () => void (await admin.config('SET', 'maxmemory', '1'));
       const oom = await pushAndWait(rig, lines);
-      expect(oom).toMatch(/could not be sent/);
+      expect(oom).toMatch(/delivery failed/);
       expect(oom).toMatch(/OOM command not allowed/);
       await admin.config('SET', 'maxmemory', '0');
 
-      expect(await pushAndWait(rig, lines)).toMatch(/delivered/); // a token is cached now
+      expect(await pushAndWait(rig, lines)).toMatch(/delivery sent/); // a token is cached now
       // A failover turns this Redis into a replica while WeChat refuses the token: DEL-if-equal fails.
       const closedPort = await findFreePort();
       api.beforeSend = async () => void (await admin.replicaof('127.0.0.1', closedPort));
       api.sendAnswers.push({ errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest rid: 6777f5a0-2' });
       const readonly = await pushAndWait(rig, lines);
-      expect(readonly).toMatch(/could not be sent/);
+      expect(readonly).toMatch(/delivery failed/);
       expect(readonly).toMatch(/READONLY/);
       expectNoSecrets(lines, secretsOf(api));
     } finally {
@@ -461,7 +496,7 @@ describe.each(LOGGERS)('WeChat API failures, logged by $name', (loggerKind) => {
     const rig = await lateRig({ logger, api });
     try {
       api.tokenAnswers.push(answer);
-      expect(await pushAndWait(rig, lines)).toMatch(/could not be sent/);
+      expect(await pushAndWait(rig, lines)).toMatch(/delivery failed/);
       expectNoSecrets(lines, secretsOf(api));
     } finally {
       await rig.close();
@@ -495,11 +530,12 @@ describe.each(LOGGERS)('WeChat API failures, logged by $name', (loggerKind) => {
     ['an HTML page quoting the request URL, twice', ['html-echo', 'html-echo']],
   ] as const)('the send failing with %s', async (_name, answers) => {
     const { logger, lines } = loggerKind.create();
-    const rig = await lateRig({ logger, api });
+    // One attempt per answer: a transient failure (-1, an HTML page) is retried once, as WeChat's answers here expect.
+    const rig = await lateRig({ logger, api, attempts: answers.length });
     try {
       api.sendAnswers.push(...answers);
       const outcome = await pushAndWait(rig, lines);
-      expect(outcome).toMatch(/could not be sent/);
+      expect(outcome).toMatch(/delivery failed/);
       expectNoSecrets(lines, secretsOf(api));
     } finally {
       await rig.close();
