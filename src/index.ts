@@ -150,6 +150,39 @@ export {
 } from './delivery/access-token.js';
 export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';
 
+// The push API: other services send messages and start push dialogs through the account (docs/push.md)
+export {
+  createPushApi,
+  PushApiOptionsError,
+  DEFAULT_PUSH_PATH,
+  DEFAULT_PUSH_RATE_PER_MINUTE,
+  DEFAULT_PUSH_RATE_KEY_PREFIX,
+  type PushApiOptions,
+  type PushApiHandler,
+} from './http/push-api.js';
+export { parseApiKeys, ApiKeysError, SERVICE_NAME_FORMAT, API_KEY_FORMAT, type ApiKey } from './push/api-keys.js';
+export { PushService, pushIdFor, PUSH_ID_FORMAT, IDEMPOTENCY_KEY_FORMAT, ACCOUNT_ID_FORMAT, type PushServiceOptions, type AcceptResult } from './push/push-service.js';
+export { parsePushRequest, MAX_PUSH_TEXT_BYTES, type PushRequest, type PushKind, type IfActive, type PushIssue } from './push/push-request.js';
+
+// Delivery: the queue late replies and pushes go through (BullMQ on Redis, or in the process)
+export {
+  PUSH_STATUS_TTL_SECONDS,
+  type DeliveryQueue,
+  type Delivery,
+  type DeliveryGuard,
+  type OutboundMessage,
+  type PushRef,
+  type PushState,
+  type PushStatus,
+} from './delivery/delivery-queue.js';
+export { BullmqDeliveryQueue, DELIVERY_QUEUE_NAME, type BullmqDeliveryQueueOptions } from './delivery/bullmq-queue.js';
+export { InProcessDeliveryQueue, IN_PROCESS_QUEUE_WARNING, type InProcessDeliveryQueueOptions } from './delivery/in-process-queue.js';
+export { DELIVERY_QUEUE_DEFAULTS, type DeliveryQueueOptions } from './delivery/queue-options.js';
+export type { DeliveryEvent, DeliveryLogger } from './delivery/delivery-runner.js';
+export { outboxOf } from './delivery/outbox.js';
+export { WeChatMessageSender, type WeChatMessageSenderOptions, type MessageSender, type AccessTokenSource, type SendOutcome } from './delivery/sender.js';
+export { sendTemplateMessage, type TemplateMessage } from './wechat/template-message.js';
+
 // Testing dialogs: see the `wechat-dialog-server/testing` entry (src/testing/index.ts).
 
 // Logging without secrets: the redact paths this server's own logger uses, for a host's logger too
