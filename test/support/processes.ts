@@ -33,6 +33,8 @@ export interface StartOptions {
   readonly env: Readonly<Record<string, string>>;
   /** How long each server may take to answer the handshake, in ms. @default 30000 */
   readonly readyTimeoutMs?: number;
+  /** The `--router` module, relative to the repository root. @default 'dialogs/router.ts' */
+  readonly router?: string;
 }
 
 
@@ -113,7 +115,7 @@ export class ServerGroup {
     // A port found free can be taken by someone else before the server binds it: try another (bounded).
     let port = firstPort;
     for (let attempt = 1; ; attempt += 1) {
-      const server = this.#spawn(index, port, options.env);
+      const server = this.#spawn(index, port, options.env, options.router ?? 'dialogs/router.ts');
       const outcome = await this.#waitReady(server, options.env.WECHAT_TOKEN ?? '', options.readyTimeoutMs ?? 30_000);
       if (outcome === 'ready') return server;
       const portTaken = /EADDRINUSE|cannot listen/.test(server.output());
@@ -124,8 +126,8 @@ export class ServerGroup {
     }
   }
 
-  #spawn(index: number, port: number, env: Readonly<Record<string, string>>): ServerProcess {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--router', 'dialogs/router.ts'], {
+  #spawn(index: number, port: number, env: Readonly<Record<string, string>>, router: string): ServerProcess {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--router', router], {
       cwd: ROOT,
       // Only what the server needs: nothing inherited from the test environment.
       env: {
