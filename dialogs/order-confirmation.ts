@@ -48,4 +48,4 @@ export const orderConfirmation = definePushDialog('order-confirmation', OrderInp
     }, { timeoutMs: 3_000 });
   }
   return text(confirmed ? `订单 #${orderId} 已确认，感谢！` : `订单 #${orderId} 已取消。`);
-});
+}, { ttlSeconds: 86_400 }); // the user may read the question hours later: wait a day, not a minute

@@ -121,6 +121,8 @@ export interface Dialog<M extends DialogMessage = InboundMessage> {
   readonly version: string;
   /** The generator function. */
   readonly run: DialogFunction<M>;
+  /** How long it waits for the user's next message, in **seconds**, when not the engine's `ttlSeconds`. */
+  readonly ttlSeconds?: number;
 }
 
 /**
@@ -145,6 +147,14 @@ export interface DialogOptions {
    * @default the first 12 hex digits of the SHA-256 of the function's source text
    */
   readonly version?: string;
+  /**
+   * How long this dialog waits for the user's next message, in **seconds** (a positive integer,
+   * at most 2 592 000 = 30 days), renewed on every turn. A dialog a push starts usually needs
+   * longer than a chat (the user reads the question later); the handled-message memory is not
+   * affected.
+   * @default the engine's `ttlSeconds` (`DIALOG_TTL_SECONDS`, 60)
+   */
+  readonly ttlSeconds?: number;
 }
 
 /** Thrown when a dialog is defined or used wrongly; the message says how to fix it. */
@@ -155,6 +165,9 @@ export class DialogDefinitionError extends Error {
 
 const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** The longest a dialog may wait for the user's next message, in **seconds**: 30 days. */
+export const MAX_DIALOG_TTL_SECONDS = 2_592_000;
+
 /**
  * Names a dialog so the router can start it and the engine can find it again.
  * @param name - 1 to 64 characters of `A-Z a-z 0-9 _ . : -`, unique within a router.
@@ -162,7 +175,8 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
  *   dialog that only menu clicks start; the router's `route()` then checks that only such a route
  *   starts it.
  * @param options - see {@link DialogOptions}.
- * @throws {DialogDefinitionError} for an invalid name or a `run` that is not a function.
+ * @throws {DialogDefinitionError} for an invalid name, a `run` that is not a function, or a
+ *   `ttlSeconds` that is not a whole number of seconds from 1 to {@link MAX_DIALOG_TTL_SECONDS}.
  * @example
  * export const accumulator = defineDialog('accumulator', function* (first) {
  *   const answer = yield text('您需要累加几个数字？');
@@ -183,7 +197,11 @@ export function defineDialog<M extends DialogMessage = InboundMessage>(
     throw new DialogDefinitionError(`dialog ${name}: the second argument must be a generator function`);
   }
   const version = options.version ?? createHash('sha256').update(run.toString()).digest('hex').slice(0, 12);
-  return Object.freeze({ name, version, run });
+  const { ttlSeconds } = options;
+  if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds >= 1 && ttlSeconds <= MAX_DIALOG_TTL_SECONDS)) {
+    throw new DialogDefinitionError(`dialog ${name}: ttlSeconds must be a whole number of seconds from 1 to ${MAX_DIALOG_TTL_SECONDS}, got ${String(ttlSeconds)}`);
+  }
+  return Object.freeze(ttlSeconds === undefined ? { name, version, run } : { name, version, run, ttlSeconds });
 }
 
 /**

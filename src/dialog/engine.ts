@@ -332,14 +332,14 @@ export class DialogEngine {
         const current = snapshot;
         const write: Promise<CommitResult> =
           'next' in plan
-            ? this.store.commit(key, current, next, this.ttlSeconds, handled)
+            ? this.store.commit(key, current, next, this.ttlOf(next), handled)
             : this.store.remember === undefined
-              ? this.store.commit(key, current, stored, this.ttlSeconds, handled)
+              ? this.store.commit(key, current, stored, this.ttlOf(stored), handled)
               : this.store.remember(key, handled).then((earlier) => (earlier === undefined ? { committed: true, snapshot: current } : { committed: false, snapshot: current, handled: earlier }));
         const commit: CommitResult = await this.settle(delivery, write, (got) => got.committed && got.handled === undefined);
         if (commit.handled !== undefined) return { outcome: 'repeated' };
         if (commit.committed) {
-          if ('next' in plan) this.cache.set(id, commit.snapshot, this.ttlSeconds);
+          if ('next' in plan) this.cache.set(id, commit.snapshot, this.ttlOf(next));
           const outcome = plan.result.outcome === 'started' ? 'started' : 'ended';
           this.logger.info({ ...log, service: start.push.service, outcome }, 'a push started a dialog');
           return delivery === undefined ? { outcome, dialog: start.dialog.name } : { outcome, dialog: start.dialog.name, delivery };
@@ -396,13 +396,14 @@ export class DialogEngine {
         const next = late ? deliveredLate(plan.next) : plan.next;
         const delivery = late && plan.result.outcome !== 'repeated' ? await this.prepareLate(key, identity, plan.result) : undefined;
         const handled = plan.result.outcome === 'repeated' ? undefined : this.handledOf(message, identity, late ? null : plan.result.reply, delivery);
-        const commit: CommitResult = await this.settle(delivery, this.store.commit(key, snapshot, next, this.ttlSeconds, handled), (got) => got.committed);
+        const ttlSeconds = this.ttlOf(next);
+        const commit: CommitResult = await this.settle(delivery, this.store.commit(key, snapshot, next, ttlSeconds, handled), (got) => got.committed);
         if (commit.handled !== undefined) {
           // Another turn handled this message meanwhile (a WeChat retry on another process).
           this.cache.delete(id);
           return this.repeated(commit.handled.reply, log, stats);
         }
-        this.cache.set(id, commit.snapshot, this.ttlSeconds);
+        this.cache.set(id, commit.snapshot, ttlSeconds);
         if (commit.committed) return delivery === undefined ? plan.result : { ...plan.result, delivery };
         snapshot = commit.snapshot;
         cached = false;
@@ -421,6 +422,15 @@ export class DialogEngine {
       if (cached && !(err instanceof StoreUnavailableError)) return this.turn(key, id, message, lateAfter, stats, log);
       return this.fail(key, err, log, snapshot);
     }
+  }
+
+  /**
+   * How long `state` waits for the user's next message, in **seconds**: its dialog's own
+   * `ttlSeconds`, else the engine's (also for an ended state, kept only for its memory of replies).
+   */
+  private ttlOf(state: DialogState | undefined): number {
+    if (state === undefined || state.ended === true) return this.ttlSeconds;
+    return this.router.dialog(state.dialog)?.ttlSeconds ?? this.ttlSeconds;
   }
 
   /** The record of `message` handled with `reply` (`null`: answered `success`), to remember. */

@@ -20,6 +20,15 @@ const confirm = definePushDialog('confirm-order', Order, function* (first) {
   const content = answer.MsgType === 'text' ? answer.Content : '';
   return text(content === '1' ? `订单 #${first.Input.orderId} 已确认` : `订单 #${first.Input.orderId} 已取消`);
 });
+const reminder = definePushDialog(
+  'reminder',
+  z.object({ when: z.string() }),
+  function* (first) {
+    yield text(`明天 ${first.Input.when} 还是 14 点？`);
+    return text('好的');
+  },
+  { ttlSeconds: 3_600 },
+);
 const notice = definePushDialog('notice', z.object({ what: z.string() }), function* (first) {
   return text(`通知：${first.Input.what}`);
 });
@@ -37,7 +46,7 @@ const router = createRouter({
     { match: { text: 'slow' }, dialog: slow },
   ],
   fallback: null,
-  pushed: [confirm, notice],
+  pushed: [confirm, notice, reminder],
 });
 
 /** An outbox that records what the engine asked of it. */
@@ -90,6 +99,15 @@ describe.each(storeFactories())('push dialogs and the outbox on $name', (factory
     expect((await s.store.read(key, `${openid}|p|p_1`)).handled).toEqual({ reply: null, delivery: 'r.1' });
     const answered = await processB.handle(textFrom(openid, '1', 1_700_000_100));
     expect(answered).toMatchObject({ reply: text('订单 #123 已确认'), outcome: 'ended', dialog: 'confirm-order' });
+  });
+
+  it("a dialog's own ttlSeconds is its state's TTL (a push dialog waits longer than a chat); others keep the engine's", async () => {
+    await processA.startPushed({ account: ACCOUNT, openid, dialog: reminder, input: { when: '10 点' }, push: { id: 'p_ttl', service: 'calendar' }, ifActive: 'refuse' });
+    if (s.rawTtlSeconds !== undefined) expect(await s.rawTtlSeconds(key)).toBeGreaterThan(3_500);
+    expect((await processB.handle(textFrom(openid, '10 点', 1_700_000_100))).reply).toEqual(text('好的'));
+    await processA.handle(textFrom(openid, 'chat', 1_700_000_200));
+    if (s.rawTtlSeconds !== undefined) expect(await s.rawTtlSeconds(key)).toBeLessThanOrEqual(60);
+    expect(() => definePushDialog('bad', z.object({}), function* () {}, { ttlSeconds: 0 })).toThrow(/ttlSeconds/);
   });
 
   it('the same push id again does nothing (a retried call): no second reply', async () => {
