@@ -142,8 +142,11 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   async enqueue(delivery: Delivery): Promise<{ readonly created: boolean }> {
     assertDeliveryId(delivery.id);
     const now = Date.now();
+    // The job first: a status must never say `queued` for a push whose add failed (nothing would send it).
+    // A worker that sends it before the next line wrote `sent`, which `queued` (NX) leaves alone.
+    const added = await this.add({ delivery, acceptedAt: now, nonce: nonce() }, 0);
     if (delivery.push !== undefined) await this.statuses.queued(delivery.push, now);
-    return this.add({ delivery, acceptedAt: now, nonce: nonce() }, 0);
+    return added;
   }
 
   /** @throws {RangeError} for an invalid delivery id; the client's error when Redis fails. */

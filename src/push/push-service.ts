@@ -119,10 +119,8 @@ export class PushService {
     const request = parsed.request;
     if (request.kind === 'dialog') return this.startDialog(service, id, request, idempotencyKey !== undefined);
     try {
-      if (idempotencyKey !== undefined) {
-        const known = await this.known(service, id);
-        if (known !== undefined) return this.accepted(service, id, request, known.status, true);
-      }
+      // Always enqueued, never answered from a status alone: the queue dedupes by id, and a first
+      // call whose enqueue failed (503) must be queued by its retry.
       const { created } = await this.queue.enqueue({ id, openid: request.openid, message: request.message, push: { id, service } });
       if (created) return this.accepted(service, id, request, 'queued', false);
       return this.accepted(service, id, request, (await this.known(service, id))?.status ?? 'queued', true);

@@ -264,6 +264,16 @@ describe('the push API', () => {
       expect(queue.enqueued.map((d) => d.push?.service)).toEqual(['orders', 'billing']);
     });
 
+    it('a retry of a push whose first enqueue failed is queued (a status alone never answers for a job)', async () => {
+      const app = appWith();
+      const id = pushIdFor('orders', 'retry-me');
+      queue.record({ id, service: 'orders' }); // what a queue that wrote the status before a failed add left behind
+      const res = await request(app).post('/push').set('Authorization', ORDERS).set('Idempotency-Key', 'retry-me').send({ openid: OPENID, text: 'hi' });
+      expect(res.status).toBe(202);
+      expect(res.body.id).toBe(id);
+      expect(queue.enqueued.map((d) => d.id)).toEqual([id]);
+    });
+
     it('503 with Retry-After when the queue fails; nothing leaks', async () => {
       queue.failure = new Error('READONLY You cannot write against a read only replica. at /srv/app/node_modules/ioredis');
       const res = await request(appWith()).post('/push').set('Authorization', ORDERS).send({ openid: OPENID, text: 'hi' });
