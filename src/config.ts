@@ -242,7 +242,7 @@ const schema = z.object({
     emptyAsUndefined,
     z
       .string()
-      .regex(ACCOUNT_ID_FORMAT, "must be the account's original id (原始ID), gh_ and 12 more characters such as gh_0123456789ab: the ToUserName of its users' messages")
+      .regex(ACCOUNT_ID_FORMAT, "must be the account's original id (原始ID), gh_ and then letters, digits, _ or - (gh_0123456789ab): the ToUserName of its users' messages")
       .optional(),
   ),
   PUSH_API_KEYS: z.preprocess(emptyAsUndefined, z.string().optional()),

@@ -286,7 +286,7 @@ export function wechatDialog(options: WechatDialogOptions): WechatDialogMiddlewa
         throw new WechatDialogOptionsError('appSecret', 'wechatDialog: pushApi needs appId and appSecret (or deliveryQueue): pushes are sent as customer-service or template messages');
       }
       return createPushApi({
-        ...(store instanceof RedisStore ? { redis: store.client } : {}),
+        ...(store instanceof RedisStore ? { redis: store.client, rateLimitKeyPrefix: `${store.keyPrefix}push-rate` } : {}),
         logger,
         ...pushOptions,
         queue: delivery,
