@@ -148,7 +148,6 @@ export {
   type AccessTokenCache,
   type SharedAccessTokenOptions,
 } from './delivery/access-token.js';
-export { CustomerServiceSender, type CustomerServiceSenderOptions, type LateReplyOutcome } from './delivery/late-replies.js';
 
 // The push API: other services send messages and start push dialogs through the account (docs/push.md)
 export {

@@ -24,6 +24,8 @@ export interface InProcessDeliveryQueueOptions extends DeliveryQueueOptions {
 interface Entry {
   readonly job: QueuedDelivery;
   state: 'delayed' | 'active' | 'finished';
+  /** Due: enqueued, or prepared and released (a prepared one waits for its release or its grace period). */
+  due: boolean;
   attemptsMade: number;
   timer?: NodeJS.Timeout;
   /** Unix **milliseconds** after which a finished entry is forgotten. */
@@ -90,6 +92,7 @@ export class InProcessDeliveryQueue implements DeliveryQueue {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
     if (entry.job.delivery.push !== undefined) await this.statuses.queued(entry.job.delivery.push, entry.job.acceptedAt);
+    entry.due = true;
     if (entry.state === 'delayed' && !this.closed) this.schedule(entry, 0);
   }
 
@@ -109,10 +112,19 @@ export class InProcessDeliveryQueue implements DeliveryQueue {
   }
 
   /** Stops the timers (what waits is lost, as the module doc says) and waits for attempts in flight. */
+  /**
+   * Stops taking work and drains: every due delivery (enqueued, or released) that waits, also one
+   * waiting out a retry's backoff, gets one last attempt now, and the attempts in flight are waited
+   * for; nothing is retried after that. A prepared delivery never released (its turn did not
+   * commit) is dropped. What is still unsent then is lost with the process (logged as failed).
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
-    for (const entry of this.entries.values()) clearTimeout(entry.timer);
+    for (const entry of this.entries.values()) {
+      clearTimeout(entry.timer);
+      if (entry.state === 'delayed' && entry.due) this.attempt(entry, true);
+    }
     await Promise.allSettled([...this.inflight]);
   }
 
@@ -122,7 +134,7 @@ export class InProcessDeliveryQueue implements DeliveryQueue {
   }
 
   private add(job: QueuedDelivery): Entry {
-    const entry: Entry = { job, state: 'delayed', attemptsMade: 0, forgetAt: Number.POSITIVE_INFINITY };
+    const entry: Entry = { job, state: 'delayed', due: job.guard === undefined, attemptsMade: 0, forgetAt: Number.POSITIVE_INFINITY };
     this.entries.set(job.delivery.id, entry);
     return entry;
   }
@@ -133,8 +145,10 @@ export class InProcessDeliveryQueue implements DeliveryQueue {
     entry.timer = setTimeout(() => this.attempt(entry), delayMs);
   }
 
-  private attempt(entry: Entry): void {
-    if (this.closed || entry.state !== 'delayed' || this.entries.get(entry.job.delivery.id) !== entry) return;
+  /** Runs one attempt of `entry`; `last`: the closing drain's, run although the queue is closed, and the final one. */
+  private attempt(entry: Entry, last = false): void {
+    if ((this.closed && !last) || entry.state !== 'delayed' || this.entries.get(entry.job.delivery.id) !== entry) return;
+    if (last) entry.attemptsMade = Math.max(entry.attemptsMade, this.attempts - 1);
     entry.state = 'active';
     const work = this.runOnce(entry).finally(() => this.inflight.delete(work));
     this.inflight.add(work);

@@ -3,16 +3,13 @@
  * and its reply reaches the user as a customer-service message (客服消息) when the turn ends.
  * WeChat's API is a fake on 127.0.0.1.
  */
+import express from 'express';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryAccessTokenCache, SharedAccessToken } from '../../src/delivery/access-token.js';
-import { CustomerServiceSender } from '../../src/delivery/late-replies.js';
 import { defineDialog, record } from '../../src/dialog/dialog.js';
-import { DialogEngine } from '../../src/dialog/engine.js';
 import { createRouter } from '../../src/dialog/router.js';
 import { MemoryStore } from '../../src/dialog/store/memory-store.js';
-import { createApp } from '../../src/http/app.js';
-import { fetchStableAccessToken } from '../../src/wechat/customer-service.js';
+import { wechatDialog, type WechatDialogMiddleware } from '../../src/http/wechat-dialog.js';
 import { news, text, transferCustomerService } from '../../src/wechat/replies.js';
 import { startFakeWeChatApi, type FakeWeChatApi } from '../support/fake-wechat-api.js';
 import { listenOnLoopback, parseReply, signedQuery, textXml, TOKEN, type TestServer } from '../support/http.js';
@@ -55,32 +52,32 @@ const router = createRouter({
 describe('late replies as customer-service messages', () => {
   let api: FakeWeChatApi;
   let server: TestServer;
-  const store = new MemoryStore({ sweepIntervalMs: 0 });
-  /** Late turns the app handed to `track` (what a shutdown waits for). */
-  const tracked: Promise<void>[] = [];
+  let middleware: WechatDialogMiddleware;
+  const logger = pino({ level: process.env.LOG_TESTS ? 'debug' : 'silent' });
+  /** The middleware as a host app mounts it: late replies through its delivery queue (in-process: no Redis store here). */
+  const mount = (): WechatDialogMiddleware =>
+    wechatDialog({
+      token: TOKEN,
+      router,
+      store: new MemoryStore({ sweepIntervalMs: 0 }),
+      logger,
+      appId: 'wx0123456789abcdef',
+      appSecret: 'APPSECRET0123456',
+      apiBase: api.url,
+      replyDeadlineMs: DEADLINE_MS,
+      delivery: { attempts: 2, backoffMs: 10 },
+    });
   beforeAll(async () => {
     api = await startFakeWeChatApi();
-    const apiOptions = { baseUrl: api.url };
-    const token = new SharedAccessToken({
-      cache: new MemoryAccessTokenCache(),
-      fetchToken: () => fetchStableAccessToken('wx0123456789abcdef', 'APPSECRET0123456', apiOptions),
-    });
-    const sender = new CustomerServiceSender({ token, api: apiOptions, retryDelayMs: 10 });
-    const logger = pino({ level: process.env.LOG_TESTS ? 'debug' : 'silent' });
-    const engine = new DialogEngine({ router, store, logger });
-    server = await listenOnLoopback(
-      createApp({
-        token: TOKEN,
-        engine,
-        logger,
-        lateReplies: { deadlineMs: DEADLINE_MS, send: (openid, reply) => sender.send(openid, reply), track: (work) => tracked.push(work) },
-      }),
-    );
+    middleware = mount();
+    const app = express();
+    app.use('/wechat', middleware);
+    server = await listenOnLoopback(app);
   });
   afterAll(async () => {
     await server.close();
+    await middleware.close();
     await api.close();
-    await store.close();
   });
   beforeEach(() => {
     api.sent.length = 0;
@@ -113,12 +110,17 @@ describe('late replies as customer-service messages', () => {
     expect(api.sent).toHaveLength(1);
   });
 
-  it('track() gets the whole late work: once it settles, the reply has been sent (a shutdown can wait for it)', async () => {
-    tracked.length = 0;
-    expect((await post('oLate0000000000000000000008', 'slow 航班')).body).toBe('success');
-    expect(tracked).toHaveLength(1);
+  it('close() waits for a late turn still running: its reply has been sent when close() resolves (a shutdown loses nothing)', async () => {
+    const own = mount();
+    const app = express();
+    app.use('/wechat', own);
+    const alone = await listenOnLoopback(app);
+    const openid = 'oLate0000000000000000000008';
+    const answer = await fetch(`${alone.url}/wechat${signedQuery(openid)}`, { method: 'POST', body: textXml(openid, 'slow 航班') });
+    expect(await answer.text()).toBe('success');
+    await alone.close();
     expect(api.sent).toHaveLength(0); // the turn is still running
-    await tracked[0];
+    await own.close();
     expect(api.sent.map((m) => m.body['text'])).toEqual([{ content: '查好了：航班。再发一个数字' }]);
   });
 
@@ -141,7 +143,7 @@ describe('late replies as customer-service messages', () => {
     expect(api.sent[0]!.accessToken).not.toBe('ACCESS_TOKEN_1');
   });
 
-  it('system busy (-1) is retried once', async () => {
+  it('system busy (-1) is retried with backoff', async () => {
     api.sendErrors.push(-1);
     expect((await post('oLate0000000000000000000004', 'slow x')).body).toBe('success');
     await api.waitForSent(1);

@@ -24,7 +24,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { MemoryAccessTokenCache, RedisAccessTokenCache, SharedAccessToken, type AccessTokenCache } from '../../src/delivery/access-token.js';
 import { InProcessDeliveryQueue } from '../../src/delivery/in-process-queue.js';
-import { CustomerServiceSender } from '../../src/delivery/late-replies.js';
 import { WeChatMessageSender } from '../../src/delivery/sender.js';
 import { defineDialog, record } from '../../src/dialog/dialog.js';
 import { createRouter } from '../../src/dialog/router.js';
@@ -555,18 +554,18 @@ describe.each(LOGGERS)('WeChat API failures, logged by $name', (loggerKind) => {
     const cache = new MemoryAccessTokenCache();
     await cache.set(token, 60);
     api.sendAnswers.push('hang', 'hang');
-    const sender = new CustomerServiceSender({
+    const sender = new WeChatMessageSender({
       token: new SharedAccessToken({ cache, fetchToken: async () => ({ accessToken: token, expiresIn: 7200 }) }),
       api: { baseUrl: api.url, timeoutMs: 200 },
-      retryDelayMs: 10,
     });
-    await attempt(() => sender.send('oUser', text('hi')));
+    await attempt(() => sender.send('oUser', { kind: 'reply', reply: text('hi') }));
+    await attempt(() => sender.send('oUser', { kind: 'reply', reply: text('hi') })); // the queue's next attempt
     const closedPort = await findFreePort();
     for (const baseUrl of [`http://127.0.0.1:${closedPort}`, 'http://127.0.0.1:99999', `http://proxyuser:${APP_SECRET}@127.0.0.1:${closedPort}`]) {
       await attempt(() => sendCustomMessage(token, message, { baseUrl, timeoutMs: 1000 }));
       await attempt(() => fetchStableAccessToken(APP_ID, APP_SECRET, { baseUrl, timeoutMs: 1000 }));
     }
-    expect(failures.map((e) => (e as Error).name)).toEqual(Array(8).fill('WeChatApiError'));
+    expect(failures.map((e) => (e as Error).name)).toEqual(Array(9).fill('WeChatApiError'));
     for (const err of failures) {
       log(err);
       expectCleanError(err, [token, APP_SECRET]);
