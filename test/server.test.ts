@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
@@ -9,6 +10,7 @@ import { text } from '../src/wechat/replies.js';
 import { startFakeWeChatApi } from './support/fake-wechat-api.js';
 import { signedQuery, textXml, TOKEN } from './support/http.js';
 import { freePorts } from './support/ports.js';
+import { deleteRedisKeys } from './support/processes.js';
 import { uniqueKeyPrefix } from './support/stores.js';
 
 describe('throttledWarning (Redis connection errors during an outage)', () => {
@@ -65,7 +67,6 @@ describe('startServer with late replies (WECHAT_APPSECRET)', () => {
           const key = `${env['REDIS_KEY_PREFIX']}access_token:wx0123456789abcdef`;
           expect(await redis.get(key)).toBe('ACCESS_TOKEN_1');
           expect(await redis.ttl(key)).toBeGreaterThan(7200 - 300 - 10);
-          await redis.del(key);
         } finally {
           redis.disconnect();
         }
@@ -73,6 +74,59 @@ describe('startServer with late replies (WECHAT_APPSECRET)', () => {
     } finally {
       await server.close();
       await api.close();
+      await cleanUp(env['REDIS_KEY_PREFIX'] ?? '');
+    }
+  });
+});
+
+/** Deletes what a server left in the real Redis under `keyPrefix` (the token, the delivery queue, push statuses). */
+async function cleanUp(keyPrefix: string): Promise<void> {
+  if (!process.env.REDIS_URL) return;
+  const redis = new Redis(process.env.REDIS_URL);
+  try {
+    await deleteRedisKeys(redis, keyPrefix);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+describe('startServer with the push API (PUSH_API_KEYS)', () => {
+  it('mounts POST /push and GET /push/<id>: a text push is sent once and its status reads sent', async () => {
+    const api = await startFakeWeChatApi();
+    const [port] = await freePorts(1);
+    const key = 'orders-key-0123456789abcdef';
+    const env: Record<string, string> = {
+      WECHAT_TOKEN: TOKEN,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      WECHAT_APPID: 'wx0123456789abcdef',
+      WECHAT_APPSECRET: '0123456789abcdef0123456789abcdef',
+      WECHAT_API_BASE: api.url,
+      PUSH_API_KEYS: `orders:${key}`,
+      REDIS_KEY_PREFIX: uniqueKeyPrefix(),
+      LOG_LEVEL: 'silent',
+    };
+    if (process.env.REDIS_URL) env['REDIS_URL'] = process.env.REDIS_URL; // the queue is then BullMQ on it
+    const server = await startServer(loadConfig(env), pino({ level: 'silent' }), { router: createRouter({ routes: [], fallback: null }) });
+    try {
+      const base = `http://127.0.0.1:${port}/push`;
+      const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+      const accepted = await fetch(base, { method: 'POST', headers, body: JSON.stringify({ openid: 'oServerPush00000000000001', text: '您的订单已发货' }) });
+      expect(accepted.status).toBe(202);
+      const { id } = (await accepted.json()) as { id: string };
+      await api.waitForSent(1);
+      expect(api.sent[0]?.body).toEqual({ touser: 'oServerPush00000000000001', msgtype: 'text', text: { content: '您的订单已发货' } });
+      let status = '';
+      for (let i = 0; i < 50 && status !== 'sent'; i += 1) {
+        status = (((await (await fetch(`${base}/${id}`, { headers })).json()) as { status: string }).status);
+        if (status !== 'sent') await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(status).toBe('sent');
+      expect((await fetch(base, { method: 'POST', body: '{}' })).status).toBe(401);
+    } finally {
+      await server.close();
+      await api.close();
+      await cleanUp(env['REDIS_KEY_PREFIX'] ?? '');
     }
   });
 });
