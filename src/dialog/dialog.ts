@@ -49,6 +49,20 @@ export function dialogMessageIdentity(message: DialogMessage): string {
 }
 
 /**
+ * Whether `dialogMessageIdentity(message) === identity`, building the identity only when it can
+ * be: a message with a `MsgId` has the identity `<FromUserName>|m|<MsgId>`, which `identity` cannot
+ * be unless it is that long and ends with that `MsgId`. Looking a retry up in a history asks this
+ * of every message sent within the same second.
+ */
+export function hasDialogMessageIdentity(message: DialogMessage, identity: string): boolean {
+  if (message.MsgType !== 'push' && message.MsgType !== 'event' && message.MsgId !== undefined) {
+    const id = message.MsgId;
+    if (identity.length !== message.FromUserName.length + 3 + id.length || !identity.endsWith(id)) return false;
+  }
+  return dialogMessageIdentity(message) === identity;
+}
+
+/**
  * A schema as the Standard Schema spec defines it (https://standardschema.dev, v1): zod (≥ 3.24),
  * valibot and arktype schemas all are one. Only what this project calls is declared.
  */

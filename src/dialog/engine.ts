@@ -7,7 +7,7 @@
 import { messageIdentity } from '../wechat/message-identity.js';
 import type { InboundMessage } from '../wechat/messages.js';
 import { text, type Reply } from '../wechat/replies.js';
-import { dialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage, type AnyPushDialog, type PushMessage } from './dialog.js';
+import { dialogMessageIdentity, hasDialogMessageIdentity, isValidTimeoutMs, MAX_TIMEOUT_MS, type Dialog, type DialogContext, type DialogMessage, type AnyPushDialog, type PushMessage } from './dialog.js';
 import type { Outbox, OutboxPush } from './outbox.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { appendMessage } from './store/state-codec.js';
@@ -540,7 +540,7 @@ export class DialogEngine {
    */
   private async replayRetry(stored: DialogState, identity: string, createTime: number, stats: TurnStats): Promise<TurnResult | undefined> {
     // A retry carries its message's CreateTime: compare identities (a string each) only for those.
-    const index = stored.messages.findIndex((m) => m.CreateTime === createTime && dialogMessageIdentity(m) === identity);
+    const index = stored.messages.findIndex((m) => m.CreateTime === createTime && hasDialogMessageIdentity(m, identity));
     if (index === -1) return undefined;
     const dialog = this.router.dialog(stored.dialog);
     if (dialog === undefined || dialog.version !== stored.version) return undefined;
