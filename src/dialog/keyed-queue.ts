@@ -11,14 +11,13 @@ export class KeyedQueue {
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
+    // Settles (to undefined, never rejecting) once `result` has, and then forgets the key unless
+    // another task was queued behind it meanwhile: one promise per task besides its result.
+    const release = (): void => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
+    };
+    const tail: Promise<void> = result.then(release, release);
+    this.tails.set(key, tail);
     return result;
   }
 
