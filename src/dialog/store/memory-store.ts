@@ -32,14 +32,17 @@ import {
 /** Default {@link MemoryStoreOptions.maxEntries}: 100 000 entries. */
 export const DEFAULT_MAX_ENTRIES = 100_000;
 
-/** The map key remembering one handled message of `key`'s user (the identity verbatim: no size to save here). */
-function handledMapKey(key: StateKey, identity: string): string {
-  return `${stateKeyString('', key)}\u0000h\u0000${identity}`;
+/**
+ * The map key remembering one handled message of the user whose state is under `stateMapKey`
+ * (`stateKeyString('', key)`; the identity verbatim: no size to save here).
+ */
+function handledMapKey(stateMapKey: string, identity: string): string {
+  return `${stateMapKey}\u0000h\u0000${identity}`;
 }
 
-/** The map key of `key`'s user's newest remembered `CreateTime`. */
-function upToMapKey(key: StateKey): string {
-  return `${stateKeyString('', key)}\u0000t`;
+/** The map key of the newest remembered `CreateTime` of the user whose state is under `stateMapKey`. */
+function upToMapKey(stateMapKey: string): string {
+  return `${stateMapKey}\u0000t`;
 }
 
 /**
@@ -144,8 +147,9 @@ export class MemoryStore implements DialogStore {
 
   /** @inheritDoc One map lookup each for the state, `handledUpTo` and (with `identity`) the message's record. */
   async read(key: StateKey, identity?: string): Promise<Snapshot> {
-    const snapshot = snapshotOf(this.readEncoded(key) ?? '', this.#upTo(key));
-    const got = identity === undefined ? undefined : this.#get(handledMapKey(key, identity));
+    const stateMapKey = stateKeyString('', key);
+    const snapshot = snapshotOf(this.readEncoded(key) ?? '', this.#upTo(stateMapKey));
+    const got = identity === undefined ? undefined : this.#get(handledMapKey(stateMapKey, identity));
     return got === undefined ? snapshot : { ...snapshot, handled: decodeHandled(got) };
   }
 
@@ -159,36 +163,44 @@ export class MemoryStore implements DialogStore {
     assertTtlSeconds(ttlSeconds);
     if (handled !== undefined) assertTtlSeconds(handled.ttlSeconds);
     const encoded = next === undefined ? '' : encodeState(next);
-    if (handled !== undefined) {
-      const got = this.#get(handledMapKey(key, handled.id));
+    // The map keys of this user, built once for the whole commit.
+    const stateMapKey = stateKeyString('', key);
+    const handledKey = handled === undefined ? undefined : handledMapKey(stateMapKey, handled.id);
+    if (handledKey !== undefined) {
+      const got = this.#get(handledKey);
       if (got !== undefined) return { committed: false, snapshot: expected, handled: decodeHandled(got) };
     }
     const current = this.readEncoded(key) ?? '';
-    if (current !== expected.token) return { committed: false, snapshot: snapshotOf(current, this.#upTo(key)) };
-    if (encoded === '') this.#entries.delete(stateKeyString('', key));
+    if (current !== expected.token) return { committed: false, snapshot: snapshotOf(current, this.#upTo(stateMapKey)) };
+    if (encoded === '') this.#entries.delete(stateMapKey);
     else this.writeEncoded(key, encoded, ttlSeconds);
-    if (handled !== undefined) this.#rememberNow(key, handled);
-    return { committed: true, snapshot: snapshotOf(encoded, this.#upTo(key), encoded, next) };
+    if (handled !== undefined && handledKey !== undefined) this.#rememberNow(stateMapKey, handledKey, handled);
+    return { committed: true, snapshot: snapshotOf(encoded, this.#upTo(stateMapKey), encoded, next) };
   }
 
   /** @inheritDoc Kept in the same map as the states (under the same entry cap and sweep). */
   async remember(key: StateKey, handled: HandledMessage): Promise<HandledReply | undefined> {
     assertTtlSeconds(handled.ttlSeconds);
-    const got = this.#get(handledMapKey(key, handled.id));
+    const stateMapKey = stateKeyString('', key);
+    const handledKey = handledMapKey(stateMapKey, handled.id);
+    const got = this.#get(handledKey);
     if (got !== undefined) return decodeHandled(got);
-    this.#rememberNow(key, handled);
+    this.#rememberNow(stateMapKey, handledKey, handled);
     return undefined;
   }
 
-  /** Records `handled` and raises the user's `handledUpTo`, both for `handled.ttlSeconds`. */
-  #rememberNow(key: StateKey, handled: HandledMessage): void {
-    this.#put(handledMapKey(key, handled.id), encodeHandled(handled), handled.ttlSeconds);
-    this.#put(upToMapKey(key), String(Math.max(this.#upTo(key), handled.createTime)), handled.ttlSeconds);
+  /**
+   * Records `handled` (under `handledKey`) and raises the user's `handledUpTo`, both for
+   * `handled.ttlSeconds`; `stateMapKey` is the user's state key.
+   */
+  #rememberNow(stateMapKey: string, handledKey: string, handled: HandledMessage): void {
+    this.#put(handledKey, encodeHandled(handled), handled.ttlSeconds);
+    this.#put(upToMapKey(stateMapKey), String(Math.max(this.#upTo(stateMapKey), handled.createTime)), handled.ttlSeconds);
   }
 
-  /** The newest remembered `CreateTime` of `key`'s user, `0` when none. */
-  #upTo(key: StateKey): number {
-    return Number(this.#get(upToMapKey(key)) ?? 0);
+  /** The newest remembered `CreateTime` of the user whose state is under `stateMapKey`, `0` when none. */
+  #upTo(stateMapKey: string): number {
+    return Number(this.#get(upToMapKey(stateMapKey)) ?? 0);
   }
 
   /** @inheritDoc */
