@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { cdata, removeInvalidXmlChars } from './xml.js';
 
 /** Why {@link parseEncodingAESKey}, {@link decryptMessage} or {@link verifyAndDecryptMessage} refused. */
@@ -110,7 +110,7 @@ export function parseEncodingAESKey(encodingAESKey: string): Buffer {
  */
 export function computeMsgSignature(token: string, timestamp: string, nonce: string, encrypt: string): string {
   const sorted = [token, timestamp, nonce, encrypt].map((s) => Buffer.from(s, 'utf8')).sort(Buffer.compare);
-  return createHash('sha1').update(Buffer.concat(sorted)).digest('hex');
+  return hash('sha1', Buffer.concat(sorted), 'hex');
 }
 
 /**

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { scrubbedError } from '../../logging.js';
 import { clusterKeySlot, stateKeyString } from './keys.js';
@@ -36,7 +36,7 @@ import {
  * script can touch both on Redis Cluster; the digest keeps it short whatever the identity holds.
  */
 function handledKey(stateKey: string, identity: string): string {
-  return `${stateKey}:h:${createHash('sha1').update(identity).digest('base64url')}`;
+  return `${stateKey}:h:${hash('sha1', identity, 'base64url')}`;
 }
 
 /**
