@@ -68,6 +68,11 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
+/** {@link isPromiseLike}, keeping the type of what it settles to. */
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return isPromiseLike(value);
+}
+
 /**
  * Runs an effect's work with a timeout and turns the outcome into what the state keeps. Never
  * throws: a failure, a timeout or a result that is not JSON is recorded as `{ error }`.
@@ -171,7 +176,9 @@ export async function replay(
   const generator = (dialog.run as DialogFunction<DialogMessage>)(first, context);
   let current = 0;
   let usedEffects = 0;
-  let step = await generator.next(undefined as unknown as InboundMessage);
+  // A sync generator's steps are used as they are: awaiting one would only cost a microtask each.
+  let pending = generator.next(undefined as unknown as InboundMessage);
+  let step = isThenable(pending) ? await pending : pending;
   for (;;) {
     if (step.done === true) {
       if (current < last) throw notDeterministic('it ended', current);
@@ -188,10 +195,8 @@ export async function replay(
         effects.push(effect);
       }
       usedEffects += 1;
-      step =
-        'error' in effect
-          ? await generator.throw(new RecordedEffectError(effect.error))
-          : await generator.next(effect.ok as unknown as InboundMessage);
+      pending = 'error' in effect ? generator.throw(new RecordedEffectError(effect.error)) : generator.next(effect.ok as unknown as InboundMessage);
+      step = isThenable(pending) ? await pending : pending;
       continue;
     }
     const reply: DialogReply = yielded;
@@ -200,6 +205,7 @@ export async function replay(
       return { kind: 'waiting', reply: toReply(dialog, reply), effects };
     }
     current += 1;
-    step = await generator.next(messages[current] as InboundMessage);
+    pending = generator.next(messages[current] as InboundMessage);
+    step = isThenable(pending) ? await pending : pending;
   }
 }
