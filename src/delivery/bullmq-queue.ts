@@ -25,7 +25,7 @@
  */
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { PUSH_STATUS_TTL_SECONDS, type Delivery, type DeliveryGuard, type DeliveryQueue, type PushStatus } from './delivery-queue.js';
+import { PUSH_STATUS_TTL_SECONDS, type Delivery, type DeliveryGuard, type DeliveryQueue, type PushRef, type PushStatus } from './delivery-queue.js';
 import { assertDeliveryId, DeliveryRunner, silentDeliveryLogger, type DeliveryLogger, type QueuedDelivery } from './delivery-runner.js';
 import { RedisPushStatusBook } from './push-status.js';
 import { nonce, resolveSettings, type DeliveryQueueOptions } from './queue-options.js';
@@ -187,6 +187,10 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   }
 
   /** @throws the client's error when Redis fails. */
+  async recordSent(push: PushRef): Promise<void> {
+    await this.statuses.settle(push, Date.now(), { status: 'sent' });
+  }
+
   async pushStatus(pushId: string): Promise<PushStatus | undefined> {
     return this.statuses.get(pushId);
   }

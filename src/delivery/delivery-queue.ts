@@ -105,7 +105,14 @@ export interface DeliveryQueue {
    * very moment is left to its guard, which cannot hold since no commit named it.
    */
   discard(id: string): Promise<void>;
+  /**
+   * Records push `push` as `sent` although nothing went through the queue: a push dialog whose
+   * first step sent nothing (there is nothing left to send). Kept 24 hours, like every status, so
+   * `GET <path>/<id>` and a repeated `Idempotency-Key` find it.
+   */
+  recordSent(push: PushRef): Promise<void>;
   /** The status of push `pushId`, or `undefined` when unknown or older than 24 hours. */
+
   pushStatus(pushId: string): Promise<PushStatus | undefined>;
   /** Stops taking work, waits for sends in flight, closes connections. */
   close(): Promise<void>;

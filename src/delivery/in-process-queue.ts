@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PUSH_STATUS_TTL_SECONDS, type Delivery, type DeliveryGuard, type DeliveryQueue, type PushStatus } from './delivery-queue.js';
+import { PUSH_STATUS_TTL_SECONDS, type Delivery, type DeliveryGuard, type DeliveryQueue, type PushRef, type PushStatus } from './delivery-queue.js';
 import { assertDeliveryId, DeliveryRunner, silentDeliveryLogger, type QueuedDelivery } from './delivery-runner.js';
 import { MemoryPushStatusBook } from './push-status.js';
 import { nonce, resolveSettings, type DeliveryQueueOptions } from './queue-options.js';
@@ -105,6 +105,10 @@ export class InProcessDeliveryQueue implements DeliveryQueue {
     if (entry === undefined || entry.state !== 'delayed') return;
     clearTimeout(entry.timer);
     this.entries.delete(id);
+  }
+
+  async recordSent(push: PushRef): Promise<void> {
+    await this.statuses.settle(push, Date.now(), { status: 'sent' });
   }
 
   async pushStatus(pushId: string): Promise<PushStatus | undefined> {

@@ -190,8 +190,10 @@ export class PushService {
       switch (started.outcome) {
         case 'started':
         case 'ended':
-          // A first step that sends nothing has nothing left to send.
-          return this.accepted(service, id, request, started.delivery === undefined ? 'sent' : 'queued', false, dialog.name);
+          if (started.delivery !== undefined) return this.accepted(service, id, request, 'queued', false, dialog.name);
+          // A first step that sends nothing has nothing left to send: the push is done, and says so.
+          await this.queue.recordSent({ id, service });
+          return this.accepted(service, id, request, 'sent', false, dialog.name);
         case 'repeated':
           return this.accepted(service, id, request, (await this.known(service, id))?.status ?? 'queued', true, dialog.name);
         case 'active':

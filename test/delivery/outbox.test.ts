@@ -16,6 +16,7 @@ function recordingQueue(): DeliveryQueue & { calls: unknown[][] } {
     prepare: async (delivery: Delivery, guard: DeliveryGuard) => void calls.push(['prepare', delivery, guard]),
     release: async (id: string) => void calls.push(['release', id]),
     discard: async (id: string) => void calls.push(['discard', id]),
+    recordSent: async () => {},
     pushStatus: async () => undefined,
     close: async () => {},
   };

@@ -38,7 +38,12 @@ const chat = defineDialog('chat', function* () {
   const next = yield text('chat started');
   return text(`chat got ${next.MsgType === 'text' ? next.Content : next.MsgType}`);
 });
-const router = createRouter({ routes: [{ match: { text: 'chat' }, dialog: chat }], fallback: null, pushed: [confirmOrder] });
+/** A push dialog whose first step sends nothing: it waits for the user's message. */
+const listen = definePushDialog('listen', z.object({}), function* () {
+  const heard = yield undefined;
+  return text(`heard ${heard.MsgType}`);
+});
+const router = createRouter({ routes: [{ match: { text: 'chat' }, dialog: chat }], fallback: null, pushed: [confirmOrder, listen] });
 
 describe('the push API', () => {
   let queue: FakeQueue;
@@ -317,6 +322,19 @@ describe('the push API', () => {
       expect(none.body.issues).toEqual([{ path: 'input', message: expect.any(String) }]);
       expect(await store.load({ account: ACCOUNT, openid: OPENID })).toBeUndefined();
       expect(outbox.prepared).toEqual([]);
+    });
+
+    it('a first step that sends nothing: 202 sent, the status reads sent, and the same Idempotency-Key starts nothing again', async () => {
+      const app = appWith();
+      const push = () => request(app).post('/push').set('Authorization', ORDERS).set('Idempotency-Key', 'listen-1').send({ openid: OPENID, dialog: 'listen', input: {} });
+      const first = await push();
+      expect(first.status).toBe(202);
+      expect(first.body).toEqual({ id: first.body.id, status: 'sent' });
+      expect((await request(app).get(`/push/${first.body.id}`).set('Authorization', ORDERS)).body).toMatchObject({ status: 'sent' });
+      await store.delete({ account: ACCOUNT, openid: OPENID }); // even once the dialog is gone
+      const again = await push();
+      expect(again.body).toEqual({ id: first.body.id, status: 'sent' });
+      expect(await store.load({ account: ACCOUNT, openid: OPENID })).toBeUndefined();
     });
 
     it('an unknown dialog: 400 naming dialog', async () => {

@@ -28,6 +28,11 @@ export class FakeQueue implements DeliveryQueue {
   }
   async release(_id: string): Promise<void> {}
   async discard(_id: string): Promise<void> {}
+  async recordSent(push: OutboxPush): Promise<void> {
+    this.check();
+    const now = Date.now();
+    this.statuses.set(push.id, { id: push.id, service: push.service, status: 'sent', createdAt: now, updatedAt: now });
+  }
   async pushStatus(pushId: string): Promise<PushStatus | undefined> {
     this.check();
     return this.statuses.get(pushId);
