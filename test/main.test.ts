@@ -7,11 +7,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseReply, signedQuery, textXml } from './support/http.js';
 import { findFreePort } from './support/ports.js';
+import { deleteRedisKeys } from './support/processes.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+/** Where the servers on Redis keep their keys: this run's own prefix, deleted afterwards. */
+const KEY_PREFIX = `test:main:${process.pid}:`;
 const children: ChildProcess[] = [];
 /** Signals the child's whole process group (npm start runs node under npm and sh). */
 function signal(child: ChildProcess, name: NodeJS.Signals): void {
@@ -25,6 +29,16 @@ function signal(child: ChildProcess, name: NodeJS.Signals): void {
 }
 afterEach(() => {
   for (const child of children.splice(0)) signal(child, 'SIGKILL');
+});
+afterAll(async () => {
+  // What the servers on Redis left under this run's prefix (states, handled messages, the delivery queue).
+  if (!process.env.REDIS_URL) return;
+  const redis = new Redis(process.env.REDIS_URL);
+  try {
+    await deleteRedisKeys(redis, KEY_PREFIX);
+  } finally {
+    redis.disconnect();
+  }
 });
 
 
@@ -95,7 +109,7 @@ async function startOnRedis(env: Record<string, string>): Promise<{ port: number
     PORT: String(port),
     HOST: '127.0.0.1',
     REDIS_URL: process.env.REDIS_URL ?? '',
-    REDIS_KEY_PREFIX: `test:main:${process.pid}:`,
+    REDIS_KEY_PREFIX: KEY_PREFIX,
     DIALOG_TTL_SECONDS: '5',
     ...env,
   });
