@@ -1,6 +1,6 @@
 /**
  * `wechat-dialog state show|reset <openid>`, the state inspector: its output formatting and
- * settings (pure), then the real command (`node --import tsx src/cli/main.ts state …`) on a state a
+ * settings (pure), then the real command (`node dist/src/cli/main.js state …`, built) on a state a
  * real turn wrote to the Redis at `REDIS_URL` (when set), and on a Redis Cluster this file starts
  * itself (when redis-server is installed).
  */
@@ -40,9 +40,12 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs `wechat-dialog state <args>` with only `env` (no inherited REDIS_* and no .env file). */
+/**
+ * Runs `wechat-dialog state <args>` with only `env` (no inherited REDIS_* and no .env file): the
+ * built command, as installed (the global setup builds `dist/` from these sources first).
+ */
 function runState(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'state', ...args], {
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'state', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DOTENV_CONFIG_PATH: 'test/no-such.env', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
