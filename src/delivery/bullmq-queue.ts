@@ -38,11 +38,13 @@ export interface BullmqDeliveryQueueOptions extends DeliveryQueueOptions {
   /**
    * The Redis: a URL (`redis://host:6379/0`), ioredis options, or an ioredis client (`Redis` or
    * `Cluster`). A client given must have `maxRetriesPerRequest: null` and no `commandTimeout`
-   * (BullMQ's worker blocks on Redis); it is not closed by {@link BullmqDeliveryQueue.close}. For
+   * (BullMQ's worker blocks on Redis); it is not closed by {@link BullmqDeliveryQueue.close} unless `closeConnection`. For
    * a URL or options, the queue makes (and closes) its own client. Not the dialog store's client:
    * that one fails fast, as a webhook needs.
    */
   readonly connection: string | RedisOptions | Redis | Cluster;
+  /** Close a client given as `connection` when the queue closes (one made for the queue alone). @default false */
+  readonly closeConnection?: boolean;
   /** Prefix of the push status keys (`<keyPrefix>push:<id>`): the store's `REDIS_KEY_PREFIX`. @default 'wechat-dialog:' */
   readonly keyPrefix?: string;
   /**
@@ -103,7 +105,7 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
         );
       }
       this.redis = connection;
-      this.ownsRedis = false;
+      this.ownsRedis = options.closeConnection === true;
     } else {
       this.redis = typeof connection === 'string' ? new Redis(connection, { maxRetriesPerRequest: null }) : new Redis({ ...connection, maxRetriesPerRequest: null });
       this.ownsRedis = true;

@@ -335,7 +335,9 @@ function createDelivery(options: WechatDialogOptions, store: DialogStore, logger
     ...(options.metrics === undefined ? {} : { observer: options.metrics.delivery }),
   };
   if (!(store instanceof RedisStore)) return new InProcessDeliveryQueue(common);
-  return new BullmqDeliveryQueue({ ...common, connection: blockingConnection(store.client), keyPrefix: store.keyPrefix, ...bullPrefix(store) });
+  // A client made for the queue alone: it closes with the queue.
+  const connection = blockingConnection(store.client);
+  return new BullmqDeliveryQueue({ ...common, connection, closeConnection: true, keyPrefix: store.keyPrefix, ...bullPrefix(store) });
 }
 
 /**

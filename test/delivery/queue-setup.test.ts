@@ -1,5 +1,5 @@
 /** How the queues are made: options checked, ids mapped for BullMQ, clients refused with a reason. */
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { BullmqDeliveryQueue, jobIdOf } from '../../src/delivery/bullmq-queue.js';
 import { IN_PROCESS_QUEUE_WARNING, InProcessDeliveryQueue } from '../../src/delivery/in-process-queue.js';
@@ -7,6 +7,8 @@ import type { MessageSender } from '../../src/delivery/sender.js';
 import { MemoryStore } from '../../src/dialog/store/memory-store.js';
 import { createRedisClient } from '../../src/dialog/store/redis-client.js';
 import { text } from '../../src/wechat/replies.js';
+import { deleteRedisKeys } from '../support/processes.js';
+import { uniqueKeyPrefix } from '../support/stores.js';
 
 const sender: MessageSender = { send: async () => 'sent' };
 
@@ -39,6 +41,30 @@ describe('BullmqDeliveryQueue refuses a connection it cannot work with, saying w
       expect(() => new BullmqDeliveryQueue({ connection: cluster, sender, store: new MemoryStore() })).toThrow(/hash tag, e.g. prefix: '\{wechat-dialog\}'/);
     } finally {
       cluster.disconnect();
+    }
+  });
+});
+
+describe.runIf(Boolean(process.env.REDIS_URL))('BullmqDeliveryQueue and a client it is given (real Redis)', () => {
+  it.each([
+    [true, 'end'],
+    [false, 'ready'],
+  ] as const)('closeConnection %s: after close() the client is %s', async (closeConnection, status) => {
+    const client = new Redis(process.env.REDIS_URL ?? '', { maxRetriesPerRequest: null });
+    const keyPrefix = uniqueKeyPrefix();
+    const queue = new BullmqDeliveryQueue({ connection: client, closeConnection, keyPrefix, sender, store: new MemoryStore({ sweepIntervalMs: 0 }) });
+    await queue.pushStatus('p_none');
+    await queue.close();
+    for (let i = 0; i < 50 && client.status !== status; i += 1) await new Promise((resolve) => setTimeout(resolve, 20)); // QUIT answered; the socket closes next
+    try {
+      expect(client.status).toBe(status);
+    } finally {
+      if (client.status !== 'end') {
+        const admin = new Redis(process.env.REDIS_URL ?? '');
+        await deleteRedisKeys(admin, keyPrefix);
+        admin.disconnect();
+        client.disconnect();
+      }
     }
   });
 });
