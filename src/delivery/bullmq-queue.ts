@@ -200,6 +200,9 @@ export class BullmqDeliveryQueue implements DeliveryQueue {
   /** Stops the worker (waiting for the sends in flight), then closes the queue and its own client. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // A queue closed right after it was made (a server that failed to start) must let BullMQ's
+      // connection setup finish first: closing under it leaves a rejection nobody handles.
+      await Promise.allSettled([this.worker.waitUntilReady(), this.queue.waitUntilReady()]);
       await this.worker.close();
       await this.queue.close();
       if (this.ownsRedis) await this.redis.quit().catch(() => this.redis.disconnect());
