@@ -59,12 +59,10 @@ describe.runIf(Boolean(process.env.REDIS_URL))('BullmqDeliveryQueue and a client
     try {
       expect(client.status).toBe(status);
     } finally {
-      if (client.status !== 'end') {
-        const admin = new Redis(process.env.REDIS_URL ?? '');
-        await deleteRedisKeys(admin, keyPrefix);
-        admin.disconnect();
-        client.disconnect();
-      }
+      if (client.status !== 'end') client.disconnect();
+      const admin = new Redis(process.env.REDIS_URL ?? '');
+      await deleteRedisKeys(admin, keyPrefix); // what BullMQ wrote on start (its meta key)
+      admin.disconnect();
     }
   });
 });
