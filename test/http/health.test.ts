@@ -301,7 +301,8 @@ describe.runIf(ownRedisSuitesRun('Health and readiness Redis suite'))('/readyz f
     const { port } = redis;
     await redis.stop();
     const down = await pollUntil(`${url}/readyz`, 503, 2_000, 'Redis stopped');
-    expect(down.body).toMatch(/^not ready: Redis /);
+    // The store's reason, or, on a loaded machine, the probe's own 1 s limit passing first.
+    expect(down.body).toMatch(/^not ready: (Redis |the store did not answer within 1000 ms)/);
     expect(down.ms, `503 ${down.ms.toFixed(0)} ms after Redis stopped`).toBeLessThan(2_000);
     expect((await get(`${url}/healthz`)).status, 'liveness does not depend on Redis').toBe(200);
 
