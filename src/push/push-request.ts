@@ -20,7 +20,7 @@
 import { z } from 'zod';
 import type { OutboundMessage } from '../delivery/delivery-queue.js';
 import { WECHAT_ID } from '../wechat/parser.js';
-import { image, MAX_TEXT_REPLY_BYTES, music, news, text, video, voice, type Reply } from '../wechat/replies.js';
+import { defined, image, MAX_TEXT_REPLY_BYTES, music, news, text, video, voice, type Reply } from '../wechat/replies.js';
 import type { TemplateMessage } from '../wechat/template-message.js';
 
 /**
@@ -148,17 +148,11 @@ function toReply(custom: CustomReply): Reply {
       return voice(custom.voice.media_id);
     case 'video': {
       const { media_id, title, description } = custom.video;
-      return video(media_id, { ...(title === undefined ? {} : { Title: title }), ...(description === undefined ? {} : { Description: description }) });
+      return video(media_id, defined({ Title: title, Description: description }));
     }
     case 'music': {
       const { title, description, musicurl, hqmusicurl, thumb_media_id } = custom.music;
-      return music({
-        ThumbMediaId: thumb_media_id,
-        ...(title === undefined ? {} : { Title: title }),
-        ...(description === undefined ? {} : { Description: description }),
-        ...(musicurl === undefined ? {} : { MusicUrl: musicurl }),
-        ...(hqmusicurl === undefined ? {} : { HQMusicUrl: hqmusicurl }),
-      });
+      return music({ ThumbMediaId: thumb_media_id, ...defined({ Title: title, Description: description, MusicUrl: musicurl, HQMusicUrl: hqmusicurl }) });
     }
     case 'news':
       return news(custom.news.articles.map((a) => ({ Title: a.title, Description: a.description ?? '', Url: a.url, PicUrl: a.picurl ?? '' })));
@@ -166,7 +160,7 @@ function toReply(custom: CustomReply): Reply {
 }
 
 function toTemplate(template: z.infer<typeof Template>): TemplateMessage {
-  return template.url === undefined ? { id: template.id, data: template.data } : { id: template.id, data: template.data, url: template.url };
+  return { id: template.id, data: template.data, ...defined({ url: template.url }) };
 }
 
 const REPLY_TYPES = 'text, image, voice, video, music or news (the customer-service message types this server sends)';
