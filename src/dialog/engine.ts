@@ -240,7 +240,7 @@ export class DialogEngine {
    */
   handle(message: InboundMessage, options: { readonly lateAfter?: number } = {}): Promise<TurnResult> {
     const key: StateKey = { account: message.ToUserName, openid: message.FromUserName };
-    const id = `${key.account}\u0000${key.openid}`;
+    const id = userId(key);
     return this.queue.run(id, async () => {
       const startedAt = performance.now();
       const log: TurnLog = { openid: maskOpenid(key.openid), MsgId: messageId(message), MsgType: message.MsgType };
@@ -275,7 +275,7 @@ export class DialogEngine {
     const outbox = this.outbox;
     if (outbox === undefined) throw new Error('startPushed needs the engine option outbox (a delivery queue)');
     const key: StateKey = { account: start.account, openid: start.openid };
-    const id = `${key.account}\u0000${key.openid}`;
+    const id = userId(key);
     return this.queue.run(id, async () => {
       const startedAt = performance.now();
       const message: PushMessage = {
@@ -329,17 +329,18 @@ export class DialogEngine {
         const handled = this.handledOf(message, identity, null, delivery);
         // A state kept for its memory of recent replies keeps it (WeChat retries of earlier messages).
         const next = 'next' in plan ? withRecent(plan.next, stored) : undefined;
+        const ttlSeconds = this.ttlOf('next' in plan ? next : stored);
         const current = snapshot;
         const write: Promise<CommitResult> =
           'next' in plan
-            ? this.store.commit(key, current, next, this.ttlOf(next), handled)
+            ? this.store.commit(key, current, next, ttlSeconds, handled)
             : this.store.remember === undefined
-              ? this.store.commit(key, current, stored, this.ttlOf(stored), handled)
+              ? this.store.commit(key, current, stored, ttlSeconds, handled)
               : this.store.remember(key, handled).then((earlier) => (earlier === undefined ? { committed: true, snapshot: current } : { committed: false, snapshot: current, handled: earlier }));
-        const commit: CommitResult = await this.settle(delivery, write, (got) => got.committed && got.handled === undefined);
+        const commit: CommitResult = await this.settle(delivery, write, (got) => got.committed);
         if (commit.handled !== undefined) return { outcome: 'repeated' };
         if (commit.committed) {
-          if ('next' in plan) this.cache.set(id, commit.snapshot, this.ttlOf(next));
+          if ('next' in plan) this.cache.set(id, commit.snapshot, ttlSeconds);
           const outcome = plan.result.outcome === 'started' ? 'started' : 'ended';
           this.logger.info({ ...log, service: start.push.service, outcome }, 'a push started a dialog');
           return delivery === undefined ? { outcome, dialog: start.dialog.name } : { outcome, dialog: start.dialog.name, delivery };
@@ -655,6 +656,11 @@ async function prepareIn(outbox: Outbox, key: StateKey, identity: string, reply:
 function withRecent(next: DialogState | undefined, stored: DialogState | undefined): DialogState | undefined {
   if (next === undefined || stored?.recent === undefined || stored.recent.length === 0) return next;
   return { ...next, recent: stored.recent };
+}
+
+/** One user's id in this process: the turn queue's key and the state cache's. */
+function userId(key: StateKey): string {
+  return `${key.account}\u0000${key.openid}`;
 }
 
 function contextOf(messages: readonly DialogMessage[]): DialogContext {
