@@ -32,22 +32,30 @@ describe('throttledWarning (Redis connection errors during an outage)', () => {
   });
 });
 
+/**
+ * The environment of a server on `port` with an AppID and AppSecret, WeChat's API at `apiBase`, a
+ * key prefix of its own, and `REDIS_URL` when the tests have one; plus `extra`.
+ */
+function serverEnv(apiBase: string, port: number, extra: Record<string, string>): Record<string, string> {
+  return {
+    WECHAT_TOKEN: TOKEN,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    WECHAT_APPID: 'wx0123456789abcdef',
+    WECHAT_APPSECRET: '0123456789abcdef0123456789abcdef',
+    WECHAT_API_BASE: apiBase,
+    REDIS_KEY_PREFIX: uniqueKeyPrefix(),
+    LOG_LEVEL: 'silent',
+    ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
+    ...extra,
+  };
+}
+
 describe('startServer with late replies (WECHAT_APPSECRET)', () => {
   it('answers a slow turn success and sends its reply through the fake WeChat API, with the token shared through the store', async () => {
     const api = await startFakeWeChatApi();
     const [port] = await freePorts(1);
-    const env: Record<string, string> = {
-      WECHAT_TOKEN: TOKEN,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      WECHAT_APPID: 'wx0123456789abcdef',
-      WECHAT_APPSECRET: '0123456789abcdef0123456789abcdef',
-      REPLY_DEADLINE_MS: '150',
-      WECHAT_API_BASE: api.url,
-      REDIS_KEY_PREFIX: uniqueKeyPrefix(),
-      LOG_LEVEL: 'silent',
-    };
-    if (process.env.REDIS_URL) env['REDIS_URL'] = process.env.REDIS_URL; // the token then lives in Redis
+    const env = serverEnv(api.url, port!, { REPLY_DEADLINE_MS: '150' }); // with REDIS_URL, the token lives in Redis
     const config = loadConfig(env);
     const slow = defineDialog('slow', function* () {
       const answer = yield* record(() => new Promise<string>((resolve) => setTimeout(() => resolve('晚到的回复'), 500)));
@@ -95,18 +103,7 @@ describe('startServer with the push API (PUSH_API_KEYS)', () => {
     const api = await startFakeWeChatApi();
     const [port] = await freePorts(1);
     const key = 'orders-key-0123456789abcdef';
-    const env: Record<string, string> = {
-      WECHAT_TOKEN: TOKEN,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      WECHAT_APPID: 'wx0123456789abcdef',
-      WECHAT_APPSECRET: '0123456789abcdef0123456789abcdef',
-      WECHAT_API_BASE: api.url,
-      PUSH_API_KEYS: `orders:${key}`,
-      REDIS_KEY_PREFIX: uniqueKeyPrefix(),
-      LOG_LEVEL: 'silent',
-    };
-    if (process.env.REDIS_URL) env['REDIS_URL'] = process.env.REDIS_URL; // the queue is then BullMQ on it
+    const env = serverEnv(api.url, port!, { PUSH_API_KEYS: `orders:${key}` }); // with REDIS_URL, the queue is BullMQ on it
     const server = await startServer(loadConfig(env), pino({ level: 'silent' }), { router: createRouter({ routes: [], fallback: null }) });
     try {
       const base = `http://127.0.0.1:${port}/push`;
